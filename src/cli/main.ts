@@ -1,0 +1,72 @@
+// The kmipd command line: one subcommand per operator task, each with --help.
+import { Command, Option } from 'commander';
+import { resolve } from 'node:path';
+import { initDataDir } from './init.js';
+import { serve } from './serve.js';
+import { enrollClient } from './client-enroll.js';
+import { DEFAULT_LISTEN } from '../server/config.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const dataOption = () => new Option('-d, --data <dir>', 'kmipd data folder').default('./data');
+
+export function buildProgram(): Command {
+  const program = new Command('kmipd')
+    .description('KMIP server for hypervisor storage encryption: HSM-wrapped keys over mutual TLS')
+    .showHelpAfterError();
+
+  program
+    .command('init')
+    .description('create or complete a data folder: HSM token and root key, SQLite store, dev PKI (idempotent)')
+    .addOption(dataOption())
+    .option('--pkcs11-module <path>', 'use this PKCS#11 module instead of an embedded SoftHSM token')
+    .option('--token-label <label>', 'token label (default for the embedded SoftHSM token: kmipd)')
+    .option('--pin-file <path>', 'read the token user PIN from this file')
+    .option('--pin-env <name>', 'read the token user PIN from this environment variable')
+    .option('--root-key-label <label>', 'CKA_LABEL of the customer root key', 'kmipd-root-v1')
+    .option('--existing-root-key', 'the root key must already exist in the HSM; never generate one', false)
+    .option('--server-name <dns>', 'DNS name for the server certificate (repeatable)', collect)
+    .option('--server-ip <ip>', 'IP address for the server certificate (repeatable)', collect)
+    .option('--tls-cert <path>', 'use your own server certificate (PEM) instead of the dev PKI')
+    .option('--tls-key <path>', 'private key of --tls-cert (PEM)')
+    .option('--client-ca <path>', 'CA certificate(s) whose client certificates are accepted (PEM)')
+    .option('--listen <host:port>', 'address to serve on', DEFAULT_LISTEN)
+    .action(async (o) => {
+      const data = resolve(o.data);
+      const report = await initDataDir({ ...o, data });
+      const said = (b: boolean, yes: string, no: string) => (b ? yes : no);
+      console.log(said(report.configCreated, `created ${data}/kmipd.json`, `${data}/kmipd.json already present`));
+      console.log(said(report.rootKeyCreated, `generated root key ${report.config.hsm.rootKeyLabel} in the HSM`, `root key ${report.config.hsm.rootKeyLabel} present in the HSM`));
+      if (report.config.pki) console.log(said(report.pkiCreated, 'created the dev PKI (CA and server certificate)', 'dev PKI present'));
+      console.log(`next: kmipd client enroll NAME --data ${o.data} --out ./client && kmipd serve --data ${o.data}`);
+    });
+
+  program
+    .command('serve')
+    .description('serve KMIP over mutual TLS until SIGTERM/SIGINT')
+    .addOption(dataOption())
+    .option('--listen <host:port>', 'address to serve on (default: from kmipd.json, 127.0.0.1:5696)')
+    .option('--tls-compat', 'also offer the RSA key-exchange AES-CBC-SHA256 suites older vCenters negotiate', false)
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .action(async (o) => serve({ data: resolve(o.data), listen: o.listen, compatCiphers: o.tlsCompat, logLevel: o.logLevel }));
+
+  const client = program.command('client').description('manage KMIP clients');
+  client
+    .command('enroll <name>')
+    .description('issue a client certificate and key (PKCS#8 PEM) signed by the kmipd CA, with ca.crt, into --out')
+    .addOption(dataOption())
+    .requiredOption('-o, --out <dir>', 'folder to write NAME.crt, NAME.key and ca.crt into')
+    .option('--days <n>', 'validity in days', (v) => Number.parseInt(v, 10), 730)
+    .option('--force', 'overwrite an existing NAME.key', false)
+    .action(async (name: string, o) => enrollClient({ name, data: resolve(o.data), out: resolve(o.out), days: o.days, force: o.force }));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    console.error(`kmipd: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  }
+}

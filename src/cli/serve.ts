@@ -1,0 +1,23 @@
+// `kmipd serve`: run until SIGTERM/SIGINT, then finish in-flight requests and close the store.
+import { pino } from 'pino';
+import { startServer } from '../server/app.js';
+
+export async function serve(o: { data: string; listen?: string; compatCiphers: boolean; logLevel: string }): Promise<void> {
+  const log = pino({ name: 'kmipd', level: o.logLevel });
+  const running = await startServer(o.data, { ...(o.listen ? { listen: o.listen } : {}), compatCiphers: o.compatCiphers, log });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    running.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

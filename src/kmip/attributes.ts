@@ -1,0 +1,129 @@
+// The canonical attribute model and its two wire forms.
+// Inside the server an attribute is (name, index, value) where the value item is tagged
+// Attribute Value, exactly the KMIP 1.x form. KMIP 2.x carries each attribute under its own tag
+// inside an Attributes structure, and custom ones as an Attribute with a Vendor Identification; we convert at the edge.
+import type { StructureItem, TtlvItem } from '../ttlv/types.js';
+import { ItemType } from '../ttlv/types.js';
+import { enumeration, integer, structure, textString } from '../ttlv/build.js';
+import { Tag, TAG_INFO } from './registry/generated.js';
+import { Fields } from './fields.js';
+import { invalidField, KmipError } from './errors.js';
+import { ResultReason } from './registry/generated.js';
+import { attributeDefinition, isCustomName } from './attribute-definitions.js';
+import { isV2, registryVersionBit, type ProtocolVersion } from './version.js';
+
+export interface Attribute {
+  readonly name: string;
+  readonly index: number;
+  /** Tagged Attribute Value. */
+  readonly value: TtlvItem;
+}
+
+/** Re-tag an item (shallow: children keep their own tags). */
+export function retag(item: TtlvItem, tag: number): TtlvItem {
+  return { ...item, tag } as TtlvItem;
+}
+
+const TAG_BY_NAME = new Map<string, number>([...TAG_INFO.entries()].map(([tag, info]) => [info.name, tag]));
+
+export function tagOfAttribute(name: string): number | undefined {
+  return TAG_BY_NAME.get(name);
+}
+
+/** Check a client-supplied value against the standard definition (custom ones are free-form). */
+export function validateAttributeValue(name: string, value: TtlvItem): void {
+  if (isCustomName(name)) return;
+  const def = attributeDefinition(name);
+  if (!def) throw new KmipError(ResultReason.InvalidField, `unsupported attribute ${JSON.stringify(name)}`);
+  if (def.type !== value.type) {
+    throw invalidField(`attribute ${name} must have item type ${def.type}, got ${value.type}`);
+  }
+}
+
+/** KMIP 1.x Attribute structure → canonical. */
+export function parseAttribute1(item: TtlvItem): Attribute {
+  const f = Fields.of(item, 'Attribute');
+  const name = f.requiredText(Tag.AttributeName);
+  const value = f.first(Tag.AttributeValue);
+  return { name, index: f.integer(Tag.AttributeIndex) ?? 0, value: value ?? structure(Tag.AttributeValue, []) };
+}
+
+/** KMIP 1.x Attribute with a name and no value (as in Delete Attribute / Get Attributes). */
+export function attributeValuePresent(item: TtlvItem): boolean {
+  return Fields.of(item, 'Attribute').has(Tag.AttributeValue);
+}
+
+/** One child of a KMIP 2.x Attributes structure → canonical. */
+export function parseAttribute2(item: TtlvItem): Attribute {
+  // 2.x custom attributes: an Attribute structure carrying Vendor Identification + Attribute Name.
+  if (item.tag === Tag.Attribute) {
+    const f = Fields.of(item, 'Attribute');
+    const vendor = f.requiredText(Tag.VendorIdentification);
+    const name = f.requiredText(Tag.AttributeName);
+    const value = f.first(Tag.AttributeValue);
+    if (!value) throw invalidField('Attribute is missing Attribute Value');
+    return { name: `${vendor}-${name}`, index: 0, value };
+  }
+  const info = TAG_INFO.get(item.tag);
+  if (!info) throw invalidField(`unknown attribute tag 0x${item.tag.toString(16)}`);
+  return { name: info.name, index: 0, value: retag(item, Tag.AttributeValue) };
+}
+
+export function parseAttributes2(attrs: StructureItem | undefined): Attribute[] {
+  return attrs ? attrs.value.map(parseAttribute2) : [];
+}
+
+/** Is this attribute defined at that protocol version (never send a 1.0 client a 1.4 attribute)? */
+export function attributeExistsIn(name: string, version: ProtocolVersion): boolean {
+  if (isCustomName(name)) return true;
+  const tag = tagOfAttribute(name);
+  const info = tag === undefined ? undefined : TAG_INFO.get(tag);
+  return info !== undefined && (info.versions & registryVersionBit(version)) !== 0;
+}
+
+/** Canonical → wire form at a version. 1.x: Attribute; 2.x: the attribute's own tag, or Attribute with a Vendor Identification. */
+export function encodeAttribute(attr: Attribute, version: ProtocolVersion): TtlvItem {
+  if (!isV2(version)) {
+    const children: TtlvItem[] = [textString(Tag.AttributeName, attr.name)];
+    if (attr.index !== 0 || attributeDefinition(attr.name)?.multi) children.push(integer(Tag.AttributeIndex, attr.index));
+    children.push(attr.value);
+    return structure(Tag.Attribute, children);
+  }
+  if (isCustomName(attr.name)) {
+    return structure(Tag.Attribute, [
+      textString(Tag.VendorIdentification, attr.name.slice(0, 1)),
+      textString(Tag.AttributeName, attr.name.slice(2)),
+      attr.value,
+    ]);
+  }
+  const tag = tagOfAttribute(attr.name);
+  if (tag === undefined) throw new Error(`no tag for attribute ${attr.name}`);
+  return retag(attr.value, tag);
+}
+
+/** Attribute names as requested: 1.x Attribute Name strings, 2.x Attribute Reference (tag enum or vendor ref). */
+export function parseAttributeReferences(payload: Fields, version: ProtocolVersion): string[] {
+  if (!isV2(version)) return payload.texts(Tag.AttributeName);
+  return payload.all(Tag.AttributeReference).map((ref) => {
+    if (ref.type === ItemType.Enumeration) {
+      const info = TAG_INFO.get(ref.value);
+      if (!info) throw invalidField(`Attribute Reference names unknown tag 0x${ref.value.toString(16)}`);
+      return info.name;
+    }
+    const f = Fields.of(ref, 'Attribute Reference');
+    return `${f.requiredText(Tag.VendorIdentification)}-${f.requiredText(Tag.AttributeName)}`;
+  });
+}
+
+export function encodeAttributeReference(name: string, version: ProtocolVersion): TtlvItem {
+  if (!isV2(version)) return textString(Tag.AttributeName, name);
+  if (isCustomName(name)) {
+    return structure(Tag.AttributeReference, [
+      textString(Tag.VendorIdentification, name.slice(0, 1)),
+      textString(Tag.AttributeName, name.slice(2)),
+    ]);
+  }
+  const tag = tagOfAttribute(name);
+  if (tag === undefined) throw new Error(`no tag for attribute ${name}`);
+  return enumeration(Tag.AttributeReference, tag);
+}

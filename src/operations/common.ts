@@ -1,0 +1,50 @@
+// Helpers shared by the operation handlers.
+import { Tag, State, ResultReason, ObjectType } from '../kmip/registry/generated.js';
+import type { Fields } from '../kmip/fields.js';
+import { KmipError, itemNotFound } from '../kmip/errors.js';
+import { isV2 } from '../kmip/version.js';
+import type { Attribute } from '../kmip/attributes.js';
+import { dateTime } from '../ttlv/build.js';
+import type { StoredObject } from '../store/types.js';
+import type { OperationContext } from './context.js';
+
+/** The Unique Identifier of the request, or the ID Placeholder left by an earlier batch item. */
+export function targetId(ctx: OperationContext, payload: Fields): string {
+  const id = payload.text(Tag.UniqueIdentifier) ?? ctx.idPlaceholder;
+  if (id === undefined) throw new KmipError(ResultReason.InvalidField, 'Unique Identifier is missing and no ID Placeholder is set');
+  ctx.objectId = id;
+  return id;
+}
+
+export async function loadObject(ctx: OperationContext, id: string): Promise<StoredObject> {
+  const obj = await ctx.store.get(id);
+  if (!obj) throw itemNotFound(id);
+  return obj;
+}
+
+/** The result reason for "not allowed in this state": 1.x profiles use Permission Denied, 2.x has its own. */
+export function wrongState(ctx: OperationContext, what: string): KmipError {
+  return new KmipError(isV2(ctx.version) ? ResultReason.WrongKeyLifecycleState : ResultReason.PermissionDenied, what);
+}
+
+export function isDestroyed(state: number): boolean {
+  return state === State.Destroyed || state === State.DestroyedCompromised;
+}
+
+export function nowSeconds(): bigint {
+  return BigInt(Math.floor(Date.now() / 1000));
+}
+
+export function dateAttribute(name: string, seconds: bigint): Attribute {
+  return { name, index: 0, value: dateTime(Tag.AttributeValue, seconds) };
+}
+
+export function stateName(state: number): string {
+  return Object.entries(State).find(([, v]) => v === state)?.[0] ?? String(state);
+}
+
+export function requireSymmetricKeyType(objectType: number | undefined): void {
+  if (objectType !== ObjectType.SymmetricKey) {
+    throw new KmipError(ResultReason.InvalidField, 'only Symmetric Key objects are supported');
+  }
+}

@@ -1,0 +1,43 @@
+// What every operation handler receives. Handlers are small functions registered by operation code;
+// the dispatcher owns batching, error mapping and versions.
+import type { Logger } from 'pino';
+import type { TtlvItem } from '../ttlv/types.js';
+import type { Fields } from '../kmip/fields.js';
+import type { ProtocolVersion } from '../kmip/version.js';
+import type { KeyStore, WrappedKeyRecord } from '../store/types.js';
+
+/** The HSM seen from the operations: it wraps and unwraps, and never hands out the root key. */
+export interface KeyProtector {
+  generateWrappedKey(objectId: string, bits: 128 | 192 | 256): Promise<WrappedKeyRecord>;
+  wrapPlaintextKey(objectId: string, key: Uint8Array): Promise<WrappedKeyRecord>;
+  /** The caller must zero the returned buffer once the response is encoded. */
+  unwrapKey(objectId: string, wrapped: WrappedKeyRecord): Promise<Buffer>;
+}
+
+/** Who is asking: the verified TLS client certificate is the identity, never the address. */
+export interface ClientIdentity {
+  readonly commonName: string;
+  readonly fingerprintSha256: string;
+}
+
+export interface ServerInfo {
+  readonly vendor: string;
+  readonly version: string;
+}
+
+export interface OperationContext {
+  readonly version: ProtocolVersion;
+  readonly client: ClientIdentity;
+  readonly store: KeyStore;
+  readonly keys: KeyProtector;
+  readonly log: Logger;
+  readonly server: ServerInfo;
+  /** The ID Placeholder: the Unique Identifier produced by the previous item of this batch. */
+  idPlaceholder: string | undefined;
+  /** Buffers holding plaintext key material, zeroed once the response has been encoded. */
+  readonly secrets: Buffer[];
+  /** Audit detail: the object the item acted on. */
+  objectId: string | undefined;
+}
+
+export type OperationHandler = (ctx: OperationContext, payload: Fields) => Promise<TtlvItem[]>;

@@ -1,0 +1,52 @@
+// Create (1.x §4.1 / 2.x §6.1.9) of an AES symmetric key. The key is generated inside the HSM and
+// only its wrapped form is stored; the answer is sent after the row is durable.
+import { randomUUID } from 'node:crypto';
+import { enumeration, textString } from '../ttlv/build.js';
+import { CryptographicAlgorithm, ObjectType, ResultReason, State, Tag } from '../kmip/registry/generated.js';
+import { KmipError } from '../kmip/errors.js';
+import type { Attribute } from '../kmip/attributes.js';
+import type { OperationHandler } from './context.js';
+import { clientAttributes, single } from './object-attributes.js';
+import { dateAttribute, nowSeconds, requireSymmetricKeyType } from './common.js';
+import { ItemType } from '../ttlv/types.js';
+
+export type AesBits = 128 | 192 | 256;
+
+export function aesParameters(attrs: readonly Attribute[]): AesBits {
+  const alg = single(attrs, 'Cryptographic Algorithm')?.value;
+  const len = single(attrs, 'Cryptographic Length')?.value;
+  if (alg?.type !== ItemType.Enumeration || len?.type !== ItemType.Integer) {
+    throw new KmipError(ResultReason.InvalidField, 'Cryptographic Algorithm and Cryptographic Length are required');
+  }
+  if (alg.value !== CryptographicAlgorithm.AES) {
+    throw new KmipError(ResultReason.InvalidField, 'only AES symmetric keys are supported');
+  }
+  if (len.value !== 128 && len.value !== 192 && len.value !== 256) {
+    throw new KmipError(ResultReason.InvalidField, `AES keys are 128, 192 or 256 bits, not ${len.value}`);
+  }
+  return len.value;
+}
+
+/** Server-set attributes of a new object; an Activation Date in the past makes it Active at once. */
+export function lifecycleAttributes(clientAttrs: readonly Attribute[]): { state: number; attrs: Attribute[] } {
+  const now = nowSeconds();
+  const activation = single(clientAttrs, 'Activation Date')?.value;
+  const active = activation?.type === ItemType.DateTime && activation.value <= now;
+  return {
+    state: active ? State.Active : State.PreActive,
+    attrs: [dateAttribute('Initial Date', now), dateAttribute('Last Change Date', now)],
+  };
+}
+
+export const create: OperationHandler = async (ctx, payload) => {
+  requireSymmetricKeyType(payload.requiredEnumeration(Tag.ObjectType));
+  const attrs = clientAttributes(payload, ctx.version);
+  const bits = aesParameters(attrs);
+  const id = randomUUID();
+  ctx.objectId = id;
+  const wrapped = await ctx.keys.generateWrappedKey(id, bits);
+  const { state, attrs: serverAttrs } = lifecycleAttributes(attrs);
+  await ctx.store.insert({ id, objectType: ObjectType.SymmetricKey, state, wrapped, attributes: [...attrs, ...serverAttrs] });
+  ctx.idPlaceholder = id;
+  return [enumeration(Tag.ObjectType, ObjectType.SymmetricKey), textString(Tag.UniqueIdentifier, id)];
+};

@@ -1,0 +1,149 @@
+// From request bytes to response bytes: decode, check the header, run each batch item through its
+// handler, map failures to KMIP results, answer in the request's protocol version, audit each item.
+import type { Logger } from 'pino';
+import { decodeTtlv, encodeTtlv, TtlvError } from '../ttlv/index.js';
+import type { TtlvItem } from '../ttlv/types.js';
+import { BatchErrorContinuationOption, ENUM_INFO, ResultReason, ResultStatus } from '../kmip/registry/generated.js';
+import { Fields } from '../kmip/fields.js';
+import { KmipError } from '../kmip/errors.js';
+import { buildResponse, failure, parseRequest, peekVersion, type RequestBatchItem, type ResponseBatchItem } from '../kmip/message.js';
+import { SUPPORTED_VERSIONS, compareVersions, isSupported, isV2, type ProtocolVersion } from '../kmip/version.js';
+import type { KeyStore } from '../store/types.js';
+import type { ClientIdentity, KeyProtector, OperationContext, ServerInfo } from './context.js';
+import { handlerFor } from './registry.js';
+
+export interface DispatchDeps {
+  readonly store: KeyStore;
+  readonly keys: KeyProtector;
+  readonly log: Logger;
+  readonly audit: Logger;
+  readonly server: ServerInfo;
+  readonly maxDepth: number;
+}
+
+export interface DispatchResult {
+  readonly response: Buffer;
+  /** The response carries plaintext key material: zero it once written. */
+  readonly sensitive: boolean;
+  /** The message could not be trusted at all: answer, then close the connection. */
+  readonly close: boolean;
+}
+
+/** Maps an unexpected error (HSM, store) to a KMIP reason without leaking internals to the client. */
+export type ErrorClassifier = (err: unknown) => KmipError | undefined;
+
+const FALLBACK_VERSION: ProtocolVersion = { major: 1, minor: 0 };
+
+/** The nearest version we speak that is not newer than the client's, so a failure is still readable. */
+function answerVersion(v: ProtocolVersion | undefined): ProtocolVersion {
+  if (!v) return FALLBACK_VERSION;
+  return SUPPORTED_VERSIONS.find((s) => compareVersions(s, v) <= 0) ?? FALLBACK_VERSION;
+}
+
+/** Protocol version read straight from the canonical header layout, for messages that fail to decode. */
+function peekVersionBytes(raw: Uint8Array): ProtocolVersion | undefined {
+  if (raw.length < 56) return undefined;
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const ok = dv.getUint32(16) === 0x42006901 && dv.getUint32(24) === 0x42006a02 && dv.getUint32(40) === 0x42006b02;
+  return ok ? { major: dv.getInt32(32), minor: dv.getInt32(48) } : undefined;
+}
+
+function operationName(op: number): string {
+  return ENUM_INFO.get('Operation')?.values.get(op)?.xml ?? `0x${op.toString(16)}`;
+}
+
+export class Dispatcher {
+  constructor(
+    private readonly deps: DispatchDeps,
+    private readonly classify: ErrorClassifier = () => undefined,
+  ) {}
+
+  async handle(raw: Buffer, client: ClientIdentity): Promise<DispatchResult> {
+    let message: TtlvItem;
+    try {
+      message = decodeTtlv(raw, { maxDepth: this.deps.maxDepth });
+    } catch (err) {
+      if (!(err instanceof TtlvError)) throw err;
+      this.deps.log.warn({ client: client.commonName, err: err.message }, 'undecodable request');
+      return this.reject(answerVersion(peekVersionBytes(raw)), new KmipError(ResultReason.InvalidMessage, err.message), true);
+    }
+    let request;
+    try {
+      request = parseRequest(message);
+    } catch (err) {
+      if (!(err instanceof KmipError)) throw err;
+      return this.reject(answerVersion(peekVersion(message)), err, false);
+    }
+    const version = request.header.version;
+    if (!isSupported(version)) {
+      const v = answerVersion(version);
+      const reason = isV2(v) ? ResultReason.UnsupportedProtocolVersion : ResultReason.InvalidMessage;
+      return this.reject(v, new KmipError(reason, `protocol version ${version.major}.${version.minor} is not supported`), false);
+    }
+
+    const ctx: OperationContext = {
+      version,
+      client,
+      store: this.deps.store,
+      keys: this.deps.keys,
+      log: this.deps.log,
+      server: this.deps.server,
+      idPlaceholder: undefined,
+      secrets: [],
+      objectId: undefined,
+    };
+    try {
+      const results: ResponseBatchItem[] = [];
+      for (const item of request.items) {
+        const result = await this.runItem(ctx, item, request.header.asynchronous);
+        results.push(result);
+        if (result.status !== ResultStatus.Success && request.header.continuation !== BatchErrorContinuationOption.Continue) break;
+      }
+      let response = encodeTtlv(buildResponse(version, results));
+      const max = request.header.maximumResponseSize;
+      if (max !== undefined && response.length > max) {
+        response.fill(0);
+        const tooLarge = new KmipError(ResultReason.ResponseTooLarge, `the response is ${response.length} bytes, more than Maximum Response Size ${max}`);
+        response = encodeTtlv(buildResponse(version, request.items.map((i) => failure(i, tooLarge))));
+        return { response, sensitive: false, close: false };
+      }
+      return { response, sensitive: ctx.secrets.length > 0, close: false };
+    } finally {
+      for (const s of ctx.secrets) s.fill(0);
+    }
+  }
+
+  private async runItem(ctx: OperationContext, item: RequestBatchItem, asynchronous: boolean): Promise<ResponseBatchItem> {
+    ctx.objectId = undefined;
+    const started = performance.now();
+    let result: ResponseBatchItem;
+    try {
+      const handler = handlerFor(item.operation);
+      if (!handler) throw new KmipError(ResultReason.OperationNotSupported, `operation ${operationName(item.operation)} is not supported`);
+      if (asynchronous) throw new KmipError(ResultReason.FeatureNotSupported, 'asynchronous operations are not supported');
+      const payload = await handler(ctx, Fields.of(item.payload, 'Request Payload'));
+      result = { status: ResultStatus.Success, operation: item.operation, uniqueBatchItemId: item.uniqueBatchItemId, payload };
+    } catch (err) {
+      const kmipErr = err instanceof KmipError ? err : this.classify(err);
+      if (!kmipErr) {
+        this.deps.log.error({ err, operation: operationName(item.operation) }, 'operation failed unexpectedly');
+      }
+      result = failure(item, kmipErr ?? new KmipError(ResultReason.GeneralFailure, 'internal server error'));
+    }
+    this.deps.audit.info({
+      client: ctx.client.commonName,
+      fingerprint: ctx.client.fingerprintSha256,
+      operation: operationName(item.operation),
+      object: ctx.objectId,
+      result: result.status === ResultStatus.Success ? 'Success' : 'OperationFailed',
+      reason: result.status === ResultStatus.Success ? undefined : ENUM_INFO.get('ResultReason')?.values.get(result.reason)?.xml,
+      ms: Math.round((performance.now() - started) * 1000) / 1000,
+    }, 'kmip request');
+    return result;
+  }
+
+  private reject(version: ProtocolVersion, err: KmipError, close: boolean): DispatchResult {
+    const response = encodeTtlv(buildResponse(version, [failure(undefined, err)]));
+    return { response, sensitive: false, close };
+  }
+}

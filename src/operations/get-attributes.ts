@@ -1,0 +1,17 @@
+// Get Attributes (1.x §4.12 / 2.x §6.1.23): the named attributes, or all of them. A name the
+// object does not have (e.g. vCenter's x- attributes before it sets them) is simply not returned.
+import { textString } from '../ttlv/build.js';
+import { Tag } from '../kmip/registry/generated.js';
+import { encodeAttribute, parseAttributeReferences } from '../kmip/attributes.js';
+import type { OperationHandler } from './context.js';
+import { loadObject, targetId } from './common.js';
+import { allAttributes, encodeAttributeList } from './object-attributes.js';
+
+export const getAttributes: OperationHandler = async (ctx, payload) => {
+  const id = targetId(ctx, payload);
+  const names = parseAttributeReferences(payload, ctx.version);
+  const obj = await loadObject(ctx, id);
+  const wanted = names.length === 0 ? undefined : new Set(names);
+  const attrs = allAttributes(obj, ctx.version).filter((a) => !wanted || wanted.has(a.name));
+  return [textString(Tag.UniqueIdentifier, id), ...encodeAttributeList(attrs.map((a) => encodeAttribute(a, ctx.version)), ctx.version)];
+};

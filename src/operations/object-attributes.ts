@@ -1,0 +1,65 @@
+// Attributes of a stored object as clients see them: the stored ones plus those kept as columns.
+import { enumeration, structure, textString } from '../ttlv/build.js';
+import { Tag } from '../kmip/registry/generated.js';
+import type { Attribute } from '../kmip/attributes.js';
+import { attributeExistsIn } from '../kmip/attributes.js';
+import { attributeDefinition, isCustomName } from '../kmip/attribute-definitions.js';
+import { invalidField, KmipError } from '../kmip/errors.js';
+import { ResultReason } from '../kmip/registry/generated.js';
+import { isV2, type ProtocolVersion } from '../kmip/version.js';
+import { Fields } from '../kmip/fields.js';
+import { parseAttribute1, parseAttributes2, validateAttributeValue } from '../kmip/attributes.js';
+import type { StoredObject } from '../store/types.js';
+
+export function allAttributes(obj: StoredObject, version: ProtocolVersion): Attribute[] {
+  const synthesized: Attribute[] = [
+    { name: 'Unique Identifier', index: 0, value: textString(Tag.AttributeValue, obj.id) },
+    { name: 'Object Type', index: 0, value: enumeration(Tag.AttributeValue, obj.objectType) },
+    { name: 'State', index: 0, value: enumeration(Tag.AttributeValue, obj.state) },
+  ];
+  return [...synthesized, ...obj.attributes].filter((a) => attributeExistsIn(a.name, version));
+}
+
+/**
+ * Client-supplied attributes of a Create or Register: 1.x Template-Attribute, 2.x Attributes.
+ * Validates each against its definition; gives multi-valued attributes consecutive indexes.
+ */
+export function clientAttributes(payload: Fields, version: ProtocolVersion): Attribute[] {
+  let raw: Attribute[];
+  if (isV2(version)) {
+    raw = parseAttributes2(payload.struct(Tag.Attributes));
+  } else {
+    const template = Fields.of(payload.struct(Tag.TemplateAttribute), 'Template-Attribute');
+    if (template.has(Tag.Name)) {
+      throw new KmipError(ResultReason.FeatureNotSupported, 'Template objects are not supported; send the attributes themselves');
+    }
+    raw = template.all(Tag.Attribute).map(parseAttribute1);
+  }
+  return normaliseIndexes(raw);
+}
+
+export function normaliseIndexes(raw: readonly Attribute[]): Attribute[] {
+  const counts = new Map<string, number>();
+  return raw.map((a) => {
+    const def = attributeDefinition(a.name);
+    if (def?.serverOnly) {
+      throw new KmipError(ResultReason.InvalidField, `attribute ${a.name} is set by the server and cannot be supplied`);
+    }
+    validateAttributeValue(a.name, a.value);
+    const n = counts.get(a.name) ?? 0;
+    if (n > 0 && !(def?.multi ?? isCustomName(a.name))) {
+      throw invalidField(`attribute ${a.name} is single-valued but was given ${n + 1} times`);
+    }
+    counts.set(a.name, n + 1);
+    return { name: a.name, index: n, value: a.value };
+  });
+}
+
+export function single(attrs: readonly Attribute[], name: string): Attribute | undefined {
+  return attrs.find((a) => a.name === name);
+}
+
+/** Wrap a list of attributes the way the version returns them (2.x: one Attributes structure). */
+export function encodeAttributeList(items: import('../ttlv/types.js').TtlvItem[], version: ProtocolVersion) {
+  return isV2(version) ? [structure(Tag.Attributes, items)] : items;
+}

@@ -1,0 +1,38 @@
+// Register (1.x §4.3 / 2.x §6.1.40) of a client-supplied AES key: the HSM wraps it at once and the
+// plaintext copy is zeroed; only the wrapped form is stored.
+import { randomUUID } from 'node:crypto';
+import { enumeration, integer, textString } from '../ttlv/build.js';
+import { ObjectType, ResultReason, Tag } from '../kmip/registry/generated.js';
+import { KmipError } from '../kmip/errors.js';
+import type { Attribute } from '../kmip/attributes.js';
+import type { OperationHandler } from './context.js';
+import { clientAttributes, single } from './object-attributes.js';
+import { requireSymmetricKeyType } from './common.js';
+import { parseSymmetricKey } from './symmetric-key.js';
+import { aesParameters, lifecycleAttributes } from './create.js';
+
+export const register: OperationHandler = async (ctx, payload) => {
+  requireSymmetricKeyType(payload.requiredEnumeration(Tag.ObjectType));
+  const key = parseSymmetricKey(payload.first(Tag.SymmetricKey));
+  ctx.secrets.push(key.material);
+  const attrs: Attribute[] = clientAttributes(payload, ctx.version);
+  // The Key Block's algorithm and length stand in for attributes the template left out.
+  if (!single(attrs, 'Cryptographic Algorithm') && key.algorithm !== undefined) {
+    attrs.push({ name: 'Cryptographic Algorithm', index: 0, value: enumeration(Tag.AttributeValue, key.algorithm) });
+  }
+  if (!single(attrs, 'Cryptographic Length') && key.lengthBits !== undefined) {
+    attrs.push({ name: 'Cryptographic Length', index: 0, value: integer(Tag.AttributeValue, key.lengthBits) });
+  }
+  const bits = aesParameters(attrs);
+  if (key.material.length * 8 !== bits) {
+    throw new KmipError(ResultReason.InvalidField, `Key Material is ${key.material.length * 8} bits but Cryptographic Length says ${bits}`);
+  }
+  const id = randomUUID();
+  ctx.objectId = id;
+  const wrapped = await ctx.keys.wrapPlaintextKey(id, key.material);
+  key.material.fill(0);
+  const { state, attrs: serverAttrs } = lifecycleAttributes(attrs);
+  await ctx.store.insert({ id, objectType: ObjectType.SymmetricKey, state, wrapped, attributes: [...attrs, ...serverAttrs] });
+  ctx.idPlaceholder = id;
+  return [textString(Tag.UniqueIdentifier, id)];
+};

@@ -1,0 +1,163 @@
+// SQLite store (better-sqlite3). WAL with synchronous=FULL: a committed transaction is on disk
+// before the call returns, so a success answered after insert()/update() is durable.
+// secure_delete overwrites freed pages, so an erased wrapped key does not linger in the file.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { decodeTtlv, encodeTtlv } from '../ttlv/index.js';
+import { State } from '../kmip/registry/generated.js';
+import type { Attribute } from '../kmip/attributes.js';
+import { MIGRATIONS } from './sqlite-migrations.js';
+import type { KeyStore, LocateQuery, LocateResult, NewObject, ObjectUpdate, StoredObject } from './types.js';
+
+interface ObjectRow {
+  seq: number;
+  id: string;
+  object_type: number;
+  state: number;
+  root_key_label: string | null;
+  wrap_mechanism: string | null;
+  wrapped_key: Buffer | null;
+}
+interface AttributeRow {
+  name: string;
+  idx: number;
+  value: Buffer;
+}
+
+const DESTROYED_STATES = [State.Destroyed, State.DestroyedCompromised];
+
+export function openSqliteDatabase(path: string): Database.Database {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('secure_delete = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+export function migrate(db: Database.Database): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`database schema version ${current} is newer than this kmipd (${MIGRATIONS.length})`);
+  }
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+  return MIGRATIONS.length;
+}
+
+export class SqliteStore implements KeyStore {
+  private readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(path: string) {
+    this.db = openSqliteDatabase(path);
+    const db = this.db;
+    this.stmts = {
+      insertObject: db.prepare(
+        `INSERT INTO objects (id, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertAttribute: db.prepare('INSERT INTO attributes (object_seq, name, idx, value) VALUES (?, ?, ?, ?)'),
+      deleteAttributes: db.prepare('DELETE FROM attributes WHERE object_seq = ? AND name = ?'),
+      objectById: db.prepare('SELECT * FROM objects WHERE id = ?'),
+      attributesOf: db.prepare('SELECT name, idx, value FROM attributes WHERE object_seq = ? ORDER BY name, idx'),
+      setState: db.prepare('UPDATE objects SET state = ? WHERE seq = ?'),
+      // Overwrite before clearing; with secure_delete the old bytes do not survive in free pages.
+      zeroKey: db.prepare('UPDATE objects SET wrapped_key = zeroblob(length(wrapped_key)) WHERE seq = ?'),
+      eraseKey: db.prepare('UPDATE objects SET wrapped_key = NULL, wrap_mechanism = NULL WHERE seq = ?'),
+    };
+  }
+
+  async insert(obj: NewObject): Promise<void> {
+    this.db.transaction(() => {
+      const info = this.stmts.insertObject.run(
+        obj.id,
+        obj.objectType,
+        obj.state,
+        obj.wrapped.rootKeyLabel,
+        obj.wrapped.mechanism,
+        Buffer.from(obj.wrapped.blob),
+        Math.floor(Date.now() / 1000),
+      );
+      this.insertAttributes(Number(info.lastInsertRowid), obj.attributes);
+    })();
+  }
+
+  private insertAttributes(seq: number, attrs: readonly Attribute[]): void {
+    for (const a of attrs) this.stmts.insertAttribute.run(seq, a.name, a.index, encodeTtlv(a.value));
+  }
+
+  async get(id: string): Promise<StoredObject | undefined> {
+    const row = this.stmts.objectById.get(id) as ObjectRow | undefined;
+    if (!row) return undefined;
+    const attrs = (this.stmts.attributesOf.all(row.seq) as AttributeRow[]).map(
+      (r): Attribute => ({ name: r.name, index: r.idx, value: decodeTtlv(r.value) }),
+    );
+    return {
+      id: row.id,
+      objectType: row.object_type,
+      state: row.state,
+      wrapped:
+        row.wrapped_key && row.root_key_label && row.wrap_mechanism
+          ? { rootKeyLabel: row.root_key_label, mechanism: row.wrap_mechanism, blob: row.wrapped_key }
+          : undefined,
+      attributes: attrs,
+    };
+  }
+
+  async update(id: string, change: ObjectUpdate): Promise<boolean> {
+    return this.db.transaction(() => {
+      const row = this.stmts.objectById.get(id) as ObjectRow | undefined;
+      if (!row) return false;
+      if (change.state !== undefined) this.stmts.setState.run(change.state, row.seq);
+      for (const [name, attrs] of change.replace ?? []) {
+        this.stmts.deleteAttributes.run(row.seq, name);
+        this.insertAttributes(row.seq, attrs);
+      }
+      if (change.eraseKey) {
+        this.stmts.zeroKey.run(row.seq);
+        this.stmts.eraseKey.run(row.seq);
+      }
+      return true;
+    })();
+  }
+
+  async locate(q: LocateQuery): Promise<LocateResult> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (q.objectType !== undefined) {
+      where.push('o.object_type = ?');
+      params.push(q.objectType);
+    }
+    if (q.states !== undefined) {
+      where.push(`o.state IN (${q.states.map(() => '?').join(',') || 'NULL'})`);
+      params.push(...q.states);
+    }
+    if (!q.includeDestroyed) {
+      where.push(`o.state NOT IN (${DESTROYED_STATES.join(',')})`);
+    }
+    for (const m of q.matches) {
+      where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value = ?)');
+      params.push(m.name, encodeTtlv(m.value));
+    }
+    const cond = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const total = (this.db.prepare(`SELECT count(*) AS n FROM objects o ${cond}`).get(...params) as { n: number }).n;
+    const limit = q.maxItems === undefined ? -1 : q.maxItems;
+    const rows = this.db
+      .prepare(`SELECT o.id FROM objects o ${cond} ORDER BY o.seq LIMIT ? OFFSET ?`)
+      .all(...params, limit, q.offset) as { id: string }[];
+    return { ids: rows.map((r) => r.id), total };
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

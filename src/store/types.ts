@@ -1,0 +1,67 @@
+// The store holds managed objects: wrapped key bytes and attributes, never plaintext key material.
+// The interface is async so that a networked backend (PostgreSQL, for clusters) fits behind it.
+import type { Attribute } from '../kmip/attributes.js';
+
+export interface WrappedKeyRecord {
+  readonly rootKeyLabel: string;
+  readonly mechanism: string;
+  readonly blob: Uint8Array;
+}
+
+export interface StoredObject {
+  readonly id: string;
+  readonly objectType: number;
+  readonly state: number;
+  /** Absent once the object is destroyed (crypto-erased). */
+  readonly wrapped: WrappedKeyRecord | undefined;
+  /** Client- and server-set attributes, ordered by name then index. State, Object Type and Unique Identifier are columns, not here. */
+  readonly attributes: readonly Attribute[];
+}
+
+export interface NewObject {
+  readonly id: string;
+  readonly objectType: number;
+  readonly state: number;
+  readonly wrapped: WrappedKeyRecord;
+  readonly attributes: readonly Attribute[];
+}
+
+/** One attribute to match exactly; Object Type and State are matched against their columns. */
+export interface AttributeMatch {
+  readonly name: string;
+  readonly value: import('../ttlv/types.js').TtlvItem;
+}
+
+export interface LocateQuery {
+  readonly objectType: number | undefined;
+  readonly states: readonly number[] | undefined;
+  readonly matches: readonly AttributeMatch[];
+  readonly includeDestroyed: boolean;
+  readonly maxItems: number | undefined;
+  readonly offset: number;
+}
+
+export interface LocateResult {
+  readonly ids: string[];
+  /** Number of matching objects before Offset Items and Maximum Items applied. */
+  readonly total: number;
+}
+
+/** A change to one object, applied atomically; attribute lists replace all instances of a name. */
+export interface ObjectUpdate {
+  readonly state?: number;
+  /** Replace every instance of these names with the given values (an empty list deletes them). */
+  readonly replace?: ReadonlyMap<string, readonly Attribute[]>;
+  /** Erase the wrapped key (destroy). */
+  readonly eraseKey?: boolean;
+}
+
+export interface KeyStore {
+  /** Resolves only once the object is durable. */
+  insert(obj: NewObject): Promise<void>;
+  get(id: string): Promise<StoredObject | undefined>;
+  /** Resolves only once the change is durable; false if the object does not exist. */
+  update(id: string, change: ObjectUpdate): Promise<boolean>;
+  locate(query: LocateQuery): Promise<LocateResult>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,85 @@
+// Runs the real kmipd CLI (compiled, in a child process) against a temporary data folder.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const KMIPD = join(ROOT, 'bin/kmipd.js');
+const run = promisify(execFile);
+
+export async function kmipd(...args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, [KMIPD, ...args], { cwd: ROOT, maxBuffer: 16 << 20 });
+}
+
+export function tempDir(prefix = 'kmipd-test-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface ClientBundle {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+}
+
+export async function initAndEnroll(data: string, client = 'testclient'): Promise<ClientBundle> {
+  await kmipd('init', '--data', data);
+  const out = join(data, 'clients');
+  await kmipd('client', 'enroll', client, '--data', data, '--out', out);
+  return { cert: join(out, `${client}.crt`), key: join(out, `${client}.key`), ca: join(out, 'ca.crt') };
+}
+
+export interface ServerProcess {
+  readonly port: number;
+  readonly proc: ChildProcess;
+  readonly logs: string[];
+  /** Send a signal and resolve with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Start `kmipd serve` on an ephemeral loopback port and wait until it listens. */
+export async function startServe(data: string, extra: string[] = []): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, [KMIPD, 'serve', '--data', data, '--listen', '127.0.0.1:0', ...extra], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`kmipd serve did not start:\n${logs.join('\n')}`)), 30_000);
+    proc.stderr!.on('data', (d: Buffer) => logs.push(d.toString()));
+    proc.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        logs.push(line);
+        try {
+          const rec = JSON.parse(line) as { msg?: string; port?: number };
+          if (rec.msg === 'kmipd listening' && rec.port) {
+            clearTimeout(timer);
+            resolve(rec.port);
+          }
+        } catch {
+          /* not JSON */
+        }
+      }
+    });
+    void exited.then((code) => reject(new Error(`kmipd serve exited with ${code}:\n${logs.join('\n')}`)));
+  });
+  return {
+    port,
+    proc,
+    logs,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      return exited;
+    },
+  };
+}
