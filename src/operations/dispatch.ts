@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { decodeTtlv, encodeTtlv, TtlvError } from '../ttlv/index.js';
 import type { TtlvItem } from '../ttlv/types.js';
-import { BatchErrorContinuationOption, ENUM_INFO, ResultReason, ResultStatus } from '../kmip/registry/generated.js';
+import { BatchErrorContinuationOption, ENUM_INFO, ResultReason, ResultStatus, Tag } from '../kmip/registry/generated.js';
 import { Fields } from '../kmip/fields.js';
 import { KmipError } from '../kmip/errors.js';
 import { buildResponse, failure, parseRequest, peekVersion, type RequestBatchItem, type ResponseBatchItem } from '../kmip/message.js';
@@ -31,6 +31,9 @@ export interface DispatchResult {
 
 /** Maps an unexpected error (HSM, store) to a KMIP reason without leaking internals to the client. */
 export type ErrorClassifier = (err: unknown) => KmipError | undefined;
+
+/** A Vendor Extension may carry tags outside the KMIP ranges (OASIS test cases 7.1, 7.2 do). */
+const VENDOR_EXTENSION: ReadonlySet<number> = new Set([Tag.VendorExtension]);
 
 const FALLBACK_VERSION: ProtocolVersion = { major: 1, minor: 0 };
 
@@ -61,7 +64,7 @@ export class Dispatcher {
   async handle(raw: Buffer, client: ClientIdentity): Promise<DispatchResult> {
     let message: TtlvItem;
     try {
-      message = decodeTtlv(raw, { maxDepth: this.deps.maxDepth });
+      message = decodeTtlv(raw, { maxDepth: this.deps.maxDepth, anyTagInside: VENDOR_EXTENSION });
     } catch (err) {
       if (!(err instanceof TtlvError)) throw err;
       this.deps.log.warn({ client: client.commonName, err: err.message }, 'undecodable request');
