@@ -2,7 +2,7 @@
 // before the call returns, so a success answered after insert()/update() is durable.
 // secure_delete overwrites freed pages, so an erased wrapped key does not linger in the file.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { decodeTtlv, encodeTtlv } from '../ttlv/index.js';
 import { State } from '../kmip/registry/generated.js';
@@ -29,6 +29,8 @@ const DESTROYED_STATES = [State.Destroyed, State.DestroyedCompromised];
 
 export function openSqliteDatabase(path: string): Database.Database {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // Created owner-only before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
+  closeSync(openSync(path, 'a', 0o600));
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
