@@ -5,6 +5,7 @@ import { initDataDir } from './init.js';
 import { serve } from './serve.js';
 import { enrollClient } from './client-enroll.js';
 import { DEFAULT_LISTEN } from '../server/config.js';
+import { DEFAULT_ROOT_KEY_LABEL } from '../hsm/index.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const dataOption = () => new Option('-d, --data <dir>', 'kmipd data folder').default('./data');
@@ -22,7 +23,7 @@ export function buildProgram(): Command {
     .option('--token-label <label>', 'token label (default for the embedded SoftHSM token: kmipd)')
     .option('--pin-file <path>', 'read the token user PIN from this file')
     .option('--pin-env <name>', 'read the token user PIN from this environment variable')
-    .option('--root-key-label <label>', 'CKA_LABEL of the customer root key', 'kmipd-root-v1')
+    .option('--root-key-label <label>', 'CKA_LABEL of the customer root key', DEFAULT_ROOT_KEY_LABEL)
     .option('--existing-root-key', 'the root key must already exist in the HSM; never generate one', false)
     .option('--server-name <dns>', 'DNS name for the server certificate (repeatable)', collect)
     .option('--server-ip <ip>', 'IP address for the server certificate (repeatable)', collect)

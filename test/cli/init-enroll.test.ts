@@ -28,7 +28,7 @@ function snapshot(root: string): Map<string, string> {
 describe('kmipd init', () => {
   it('creates the token, root key, store and dev PKI with private files readable by the owner only', async () => {
     const { stdout } = await kmipd('init', '--data', dir.path);
-    expect(stdout).toContain('generated root key kmipd-root-v1');
+    expect(stdout).toContain('generated root key kmipd-crk-v1');
     const mode = (p: string) => statSync(join(dir.path, p)).mode & 0o777;
     expect(mode('hsm/pins.json')).toBe(0o600);
     expect(mode('pki/ca.key')).toBe(0o600);
@@ -47,7 +47,7 @@ describe('kmipd init', () => {
   it('is idempotent: a second run changes nothing', async () => {
     const before = snapshot(dir.path);
     const { stdout } = await kmipd('init', '--data', dir.path);
-    expect(stdout).toContain('root key kmipd-root-v1 present');
+    expect(stdout).toContain('root key kmipd-crk-v1 present');
     const after = snapshot(dir.path);
     // SQLite may rewrite its own files on open; everything else is byte-identical.
     for (const [p, content] of before) if (!p.startsWith('/kmipd.db') && !p.startsWith('/hsm/tokens')) expect(after.get(p), p).toBe(content);

@@ -1,0 +1,4 @@
+export * from './config.js';
+export * from './errors.js';
+export * from './softhsm.js';
+export * from './key-protector.js';

@@ -1,0 +1,661 @@
+/**
+ * Key protection with a PKCS#11 HSM.
+ *
+ * The customer root key (CRK) is an AES-256 token object generated inside the HSM; it is
+ * sensitive, never extractable, and its only capability is CKA_DERIVE.
+ *
+ * KEKs are wrapped under a per-object key derived inside the HSM:
+ *
+ *   d  = SHA-256("kmipd/kek-wrap/v1/" || UTF-8(objectId))                   (32 bytes, computed here)
+ *   Kw = C_DeriveKey(CRK, CKM_AES_CBC_ENCRYPT_DATA, iv = 0^16, data = d)    (AES-256 session key,
+ *        sensitive, non-extractable, CKA_WRAP or CKA_UNWRAP only)          i.e. AES-256-CBC_CRK(d))
+ *   blob = C_WrapKey(Kw, CKM_AES_KEY_WRAP_PAD, KEK)                           (RFC 5649)
+ *
+ * Unwrapping a blob under the key derived for another object id fails RFC 5649's integrity check
+ * (32-bit constant + message length + zero padding; a wrong key passes with probability about
+ * 2^-61), so a blob copied onto another record cannot be opened. Tampering fails the same check.
+ *
+ * Why CBC_ENCRYPT_DATA and not ECB_ENCRYPT_DATA: CKM_AES_ECB_ENCRYPT_DATA takes a
+ * CK_KEY_DERIVATION_STRING_DATA struct, which pkcs11js 2.x cannot build (a Buffer is passed as raw
+ * bytes and SoftHSM answers CKR_MECHANISM_PARAM_INVALID); pkcs11js does build
+ * CK_AES_CBC_ENCRYPT_DATA_PARAMS. With a zero IV over a 2-block input the derived key is
+ * E(d1) || E(d2 xor E(d1)), a fixed-length PRF of d under the CRK. CKA_VALUE_LEN = 32 is required
+ * in the derive template (SoftHSM rejects the derive without it) and the derived key reports 32.
+ *
+ * Plaintext handling: key material exists outside the HSM only in unwrapKey()'s return value and
+ * in wrapPlaintextKey()'s input. Copies this module makes are zeroed after use. Callers own the
+ * Buffers they pass in and get back and MUST zero them (`buf.fill(0)`) as soon as the request is
+ * answered. Caveat outside our control: pkcs11js copies attribute values (CKA_VALUE on
+ * C_CreateObject / C_GetAttributeValue) through native heap memory that it frees without zeroing.
+ */
+import { createHash } from 'node:crypto';
+import { endianness } from 'node:os';
+import { inspect } from 'node:util';
+import type { AesCBC, Mechanism, Template } from 'pkcs11js';
+import { validateHsmConfig, type HsmConfig } from './config.js';
+import { HsmError, pkcs11CodeOf, toHsmError } from './errors.js';
+import {
+  acquireModule,
+  findTokenSlot,
+  loginUser,
+  pkcs11js,
+  registerLogin,
+  releaseModule,
+  unregisterLogin,
+  type ModuleEntry,
+  type PKCS11,
+} from './pkcs11-module.js';
+import { SerialQueue } from './queue.js';
+
+export type AesKeyLength = 128 | 192 | 256;
+
+/** Identifies how a WrappedKey blob was produced (see the module comment). */
+export const KEK_WRAP_MECHANISM = 'aes-kwp-derived-v1';
+/** Domain-separation prefix of the per-object derivation input. Part of the v1 format: never change. */
+export const KEK_WRAP_DOMAIN = 'kmipd/kek-wrap/v1/';
+
+/**
+ * A KEK wrapped for one object id. Store all three fields with the object: rootKeyLabel names
+ * the CRK (version) that wrapped it, so CRK rotation can re-wrap old blobs while both CRKs exist.
+ */
+export interface WrappedKey {
+  readonly rootKeyLabel: string;
+  readonly mechanism: string;
+  readonly blob: Uint8Array;
+}
+
+type Handle = Buffer;
+
+const AES_KEY_BYTES: ReadonlySet<number> = new Set([16, 24, 32]);
+/** RFC 5649 output for 16/24/32-byte keys: key length + 8. */
+const MIN_BLOB = 24;
+const MAX_BLOB = 40;
+const MAX_OBJECT_ID_LENGTH = 1024;
+/** CKS_RW_USER_FUNCTIONS (not exported by pkcs11js). */
+const CKS_RW_USER_FUNCTIONS = 3;
+
+/** Return values meaning the session (or the login) is gone: reopen the session once and retry. */
+const SESSION_LOST_CODES: ReadonlySet<string> = new Set([
+  'CKR_SESSION_HANDLE_INVALID',
+  'CKR_SESSION_CLOSED',
+  'CKR_DEVICE_REMOVED',
+  'CKR_DEVICE_ERROR',
+  'CKR_TOKEN_NOT_PRESENT',
+  'CKR_TOKEN_NOT_RECOGNIZED',
+  'CKR_USER_NOT_LOGGED_IN',
+]);
+/** A cached root key handle went stale (key re-created, HSM failover): look it up again and retry once. */
+const STALE_HANDLE_CODES: ReadonlySet<string> = new Set(['CKR_KEY_HANDLE_INVALID', 'CKR_OBJECT_HANDLE_INVALID']);
+/** During C_UnwrapKey these mean "the HSM cannot do this", not "this blob is bad". */
+const UNWRAP_MODULE_CODES: ReadonlySet<string> = new Set([
+  'CKR_MECHANISM_INVALID',
+  'CKR_MECHANISM_PARAM_INVALID',
+  'CKR_FUNCTION_NOT_SUPPORTED',
+  'CKR_HOST_MEMORY',
+  'CKR_DEVICE_MEMORY',
+  'CKR_CRYPTOKI_NOT_INITIALIZED',
+]);
+
+const C = pkcs11js;
+
+function sessionLost(e: unknown): boolean {
+  const ckr = pkcs11CodeOf(e);
+  return ckr !== undefined && SESSION_LOST_CODES.has(ckr);
+}
+
+/** Capabilities are all false unless listed: each key gets only what it needs. */
+function noCapabilities(): Template {
+  return [
+    { type: C.CKA_ENCRYPT, value: false },
+    { type: C.CKA_DECRYPT, value: false },
+    { type: C.CKA_WRAP, value: false },
+    { type: C.CKA_UNWRAP, value: false },
+    { type: C.CKA_SIGN, value: false },
+    { type: C.CKA_VERIFY, value: false },
+    { type: C.CKA_DERIVE, value: false },
+  ];
+}
+
+function withCapabilities(enabled: readonly number[]): Template {
+  return noCapabilities().map((a) => (enabled.includes(a.type) ? { type: a.type, value: true } : a));
+}
+
+function aesSecretKey(): Template {
+  return [
+    { type: C.CKA_CLASS, value: C.CKO_SECRET_KEY },
+    { type: C.CKA_KEY_TYPE, value: C.CKK_AES },
+  ];
+}
+
+/** The CRK: AES-256 token object, sensitive, never extractable, derive-only, immutable. */
+function rootKeyTemplate(label: string): Template {
+  return [
+    ...aesSecretKey(),
+    { type: C.CKA_VALUE_LEN, value: 32 },
+    { type: C.CKA_TOKEN, value: true },
+    { type: C.CKA_PRIVATE, value: true },
+    { type: C.CKA_SENSITIVE, value: true },
+    { type: C.CKA_EXTRACTABLE, value: false },
+    { type: C.CKA_MODIFIABLE, value: false },
+    { type: C.CKA_COPYABLE, value: false },
+    { type: C.CKA_LABEL, value: label },
+    ...withCapabilities([C.CKA_DERIVE]),
+  ];
+}
+
+/** A KEK while it is being wrapped: session object, sensitive, extractable only so it can be wrapped. */
+function transientKekTemplate(valueLen?: number): Template {
+  return [
+    ...aesSecretKey(),
+    ...(valueLen !== undefined ? [{ type: C.CKA_VALUE_LEN, value: valueLen }] : []),
+    { type: C.CKA_TOKEN, value: false },
+    { type: C.CKA_PRIVATE, value: true },
+    { type: C.CKA_SENSITIVE, value: true },
+    { type: C.CKA_EXTRACTABLE, value: true },
+    ...noCapabilities(),
+  ];
+}
+
+/** A KEK unwrapped to answer a Get: session object whose CKA_VALUE can be read once. */
+function readableKekTemplate(): Template {
+  return [
+    ...aesSecretKey(),
+    { type: C.CKA_TOKEN, value: false },
+    { type: C.CKA_PRIVATE, value: true },
+    { type: C.CKA_SENSITIVE, value: false },
+    { type: C.CKA_EXTRACTABLE, value: true },
+    ...noCapabilities(),
+  ];
+}
+
+/** SHA-256 of the domain-separated object id: the derivation data for the per-object wrapping key. */
+function derivationData(objectId: string): Buffer {
+  return createHash('sha256').update(KEK_WRAP_DOMAIN, 'utf8').update(objectId, 'utf8').digest();
+}
+
+function validateObjectId(objectId: unknown): asserts objectId is string {
+  if (typeof objectId !== 'string' || objectId.length === 0) {
+    throw new HsmError('INVALID_ARGUMENT', 'object id must be a non-empty string');
+  }
+  if (objectId.length > MAX_OBJECT_ID_LENGTH) {
+    throw new HsmError('INVALID_ARGUMENT', `object id longer than ${MAX_OBJECT_ID_LENGTH} characters`);
+  }
+  // Lone surrogates would all encode to U+FFFD, letting two distinct ids share one wrapping key.
+  if (Buffer.from(objectId, 'utf8').toString('utf8') !== objectId) {
+    throw new HsmError('INVALID_ARGUMENT', 'object id is not well-formed Unicode');
+  }
+}
+
+function readBool(v: Buffer | undefined): boolean | undefined {
+  return v && v.length > 0 ? v[0] !== 0 : undefined;
+}
+
+function readUlong(v: Buffer | undefined): number | undefined {
+  if (!v) return undefined;
+  const le = endianness() === 'LE';
+  if (v.length === 8) return Number(le ? v.readBigUInt64LE(0) : v.readBigUInt64BE(0));
+  if (v.length === 4) return le ? v.readUInt32LE(0) : v.readUInt32BE(0);
+  return undefined;
+}
+
+/** PINs live outside the instance so console.log / JSON.stringify of an Hsm cannot show them. */
+const pins = new WeakMap<Hsm, string>();
+
+export class Hsm {
+  private readonly config: Readonly<Omit<HsmConfig, 'pin'>>;
+  private readonly mod: ModuleEntry;
+  private readonly p11: PKCS11;
+  private slot: Handle;
+  private session: Handle | undefined;
+  private readonly rootKeys = new Map<string, Handle>();
+  private readonly queue = new SerialQueue();
+  private closeRequested = false;
+  private closing: Promise<void> | undefined;
+
+  private constructor(config: HsmConfig, mod: ModuleEntry, slot: Handle) {
+    this.config = Object.freeze({
+      modulePath: config.modulePath,
+      tokenLabel: config.tokenLabel,
+      rootKeyLabel: config.rootKeyLabel,
+      env: config.env ? { ...config.env } : undefined,
+    });
+    pins.set(this, config.pin);
+    this.mod = mod;
+    this.p11 = mod.p11;
+    this.slot = slot;
+  }
+
+  /**
+   * Applies config.env, C_Initialize (shared with other open Hsm instances of the same module in
+   * this process), finds the token by label, opens a R/W session and logs in as user.
+   */
+  static async open(config: HsmConfig): Promise<Hsm> {
+    validateHsmConfig(config);
+    const mod = acquireModule(config.modulePath, config.env);
+    try {
+      const slot = findTokenSlot(mod.p11, config.tokenLabel);
+      const hsm = new Hsm(config, mod, slot);
+      hsm.session = hsm.openLoggedInSession();
+      registerLogin(mod, slot, config.pin);
+      return hsm;
+    } catch (e) {
+      releaseModule(mod);
+      throw toHsmError(e, 'MODULE_ERROR', 'cannot open HSM session');
+    }
+  }
+
+  /** Generates the CRK (config.rootKeyLabel) inside the HSM unless it exists. Idempotent. */
+  async ensureRootKey(): Promise<{ created: boolean }> {
+    this.assertOpen();
+    const label = this.config.rootKeyLabel;
+    return this.queue.run(() =>
+      this.withSession('ensureRootKey', (s) => {
+        const existing = this.findRootKeys(s, label);
+        if (existing.length > 1) throw new HsmError('ROOT_KEY_INVALID', `more than one key labelled "${label}"`);
+        const [found] = existing;
+        if (found) {
+          this.verifyRootKey(s, found, label);
+          this.rootKeys.set(label, found);
+          return { created: false };
+        }
+        let h: Handle;
+        try {
+          h = this.p11.C_GenerateKey(s, { mechanism: C.CKM_AES_KEY_GEN }, rootKeyTemplate(label));
+        } catch (e) {
+          if (sessionLost(e)) throw e;
+          throw toHsmError(e, 'MODULE_ERROR', 'cannot generate the root key', 'C_GenerateKey');
+        }
+        this.rootKeys.set(label, h);
+        return { created: true };
+      }),
+    );
+  }
+
+  /** Whether a root key with this label (default: config.rootKeyLabel) exists on the token. */
+  async hasRootKey(label?: string): Promise<boolean> {
+    this.assertOpen();
+    const wanted = label ?? this.config.rootKeyLabel;
+    return this.queue.run(() => this.withSession('hasRootKey', (s) => this.findRootKeys(s, wanted).length > 0));
+  }
+
+  /** Generates an AES KEK inside the HSM and returns it wrapped for objectId. No plaintext leaves the HSM. */
+  async generateWrappedKey(objectId: string, bits: AesKeyLength): Promise<WrappedKey> {
+    this.assertOpen();
+    validateObjectId(objectId);
+    if (bits !== 128 && bits !== 192 && bits !== 256) {
+      throw new HsmError('INVALID_ARGUMENT', 'AES key length must be 128, 192 or 256 bits');
+    }
+    const label = this.config.rootKeyLabel;
+    return this.queue.run(() =>
+      this.withSession('generateWrappedKey', (s) => {
+        const crk = this.rootKey(s, label);
+        let kek: Handle;
+        try {
+          kek = this.p11.C_GenerateKey(s, { mechanism: C.CKM_AES_KEY_GEN }, transientKekTemplate(bits / 8));
+        } catch (e) {
+          if (sessionLost(e)) throw e;
+          throw toHsmError(e, 'MODULE_ERROR', 'cannot generate key', 'C_GenerateKey');
+        }
+        try {
+          return this.wrapForObject(s, crk, label, objectId, kek);
+        } finally {
+          this.destroyQuietly(s, kek);
+        }
+      }),
+    );
+  }
+
+  /**
+   * Wraps client-supplied key material (KMIP Register) for objectId. The key is imported into the
+   * HSM as a short-lived session object; this method zeroes its own copy, the caller owns `key`
+   * and must zero it.
+   */
+  async wrapPlaintextKey(objectId: string, key: Uint8Array): Promise<WrappedKey> {
+    this.assertOpen();
+    validateObjectId(objectId);
+    if (!(key instanceof Uint8Array) || !AES_KEY_BYTES.has(key.length)) {
+      throw new HsmError('INVALID_ARGUMENT', 'AES key must be 16, 24 or 32 bytes');
+    }
+    const label = this.config.rootKeyLabel;
+    return this.queue.run(() =>
+      this.withSession('wrapPlaintextKey', (s) => {
+        const crk = this.rootKey(s, label);
+        const value = Buffer.alloc(key.length); // not from the shared pool, so zeroing really erases it
+        let imported: Handle;
+        try {
+          value.set(key);
+          imported = this.p11.C_CreateObject(s, [...transientKekTemplate(), { type: C.CKA_VALUE, value }]);
+        } catch (e) {
+          if (sessionLost(e)) throw e;
+          throw toHsmError(e, 'MODULE_ERROR', 'cannot import key', 'C_CreateObject');
+        } finally {
+          value.fill(0);
+        }
+        try {
+          return this.wrapForObject(s, crk, label, objectId, imported);
+        } finally {
+          this.destroyQuietly(s, imported);
+        }
+      }),
+    );
+  }
+
+  /**
+   * Unwraps a KEK inside the HSM and returns its value. THE CALLER OWNS THE RETURNED BUFFER AND
+   * MUST ZERO IT (`key.fill(0)`) once the response is encoded. Throws HsmError('UNWRAP_FAILED')
+   * if the blob was wrapped for another object id, or was altered.
+   */
+  async unwrapKey(objectId: string, wrapped: WrappedKey): Promise<Buffer> {
+    this.assertOpen();
+    validateObjectId(objectId);
+    if (wrapped === null || typeof wrapped !== 'object') throw new HsmError('INVALID_ARGUMENT', 'wrapped key is required');
+    if (wrapped.mechanism !== KEK_WRAP_MECHANISM) {
+      throw new HsmError('INVALID_ARGUMENT', `unsupported wrapping mechanism "${String(wrapped.mechanism)}"`);
+    }
+    if (typeof wrapped.rootKeyLabel !== 'string' || wrapped.rootKeyLabel.length === 0) {
+      throw new HsmError('INVALID_ARGUMENT', 'wrapped key has no root key label');
+    }
+    if (!(wrapped.blob instanceof Uint8Array)) throw new HsmError('INVALID_ARGUMENT', 'wrapped key blob must be bytes');
+    const blob = Buffer.from(wrapped.blob); // our own copy: the caller may reuse theirs meanwhile
+    if (blob.length < MIN_BLOB || blob.length > MAX_BLOB || blob.length % 8 !== 0) {
+      throw new HsmError('UNWRAP_FAILED', 'wrapped key has an invalid length');
+    }
+    const label = wrapped.rootKeyLabel;
+    return this.queue.run(() =>
+      this.withSession('unwrapKey', (s) => {
+        const crk = this.rootKey(s, label);
+        const kw = this.deriveWrappingKey(s, crk, objectId, 'unwrap');
+        try {
+          let kek: Handle;
+          try {
+            kek = this.p11.C_UnwrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, blob, readableKekTemplate());
+          } catch (e) {
+            const ckr = pkcs11CodeOf(e);
+            if (ckr !== undefined && (SESSION_LOST_CODES.has(ckr) || STALE_HANDLE_CODES.has(ckr))) throw e;
+            if (ckr !== undefined && UNWRAP_MODULE_CODES.has(ckr)) {
+              throw toHsmError(e, 'MODULE_ERROR', 'the HSM cannot unwrap', 'C_UnwrapKey');
+            }
+            // SoftHSM reports a failed RFC 5649 integrity check as CKR_GENERAL_ERROR; other HSMs
+            // use CKR_WRAPPED_KEY_INVALID / CKR_ENCRYPTED_DATA_INVALID.
+            throw toHsmError(e, 'UNWRAP_FAILED', 'wrapped key does not belong to this object or is corrupt', 'C_UnwrapKey');
+          }
+          try {
+            const [attr] = this.p11.C_GetAttributeValue(s, kek, [{ type: C.CKA_VALUE }]);
+            const value = attr?.value;
+            if (!value || !AES_KEY_BYTES.has(value.length)) {
+              value?.fill(0);
+              throw new HsmError('UNWRAP_FAILED', 'unwrapped key has an invalid length');
+            }
+            return value;
+          } catch (e) {
+            if (sessionLost(e) || e instanceof HsmError) throw e;
+            throw toHsmError(e, 'MODULE_ERROR', 'cannot read the unwrapped key', 'C_GetAttributeValue');
+          } finally {
+            this.destroyQuietly(s, kek);
+          }
+        } finally {
+          this.destroyQuietly(s, kw);
+        }
+      }),
+    );
+  }
+
+  /** Cheap liveness check: the session exists and is logged in (re-establishes it once if not). */
+  async ping(): Promise<void> {
+    this.assertOpen();
+    return this.queue.run(() =>
+      this.withSession('ping', (s) => {
+        const info = this.p11.C_GetSessionInfo(s);
+        // Logged out behind our back (another application instance called C_Logout, token reset):
+        // treat like a lost session so withSession reopens and logs in again.
+        if (info.state !== CKS_RW_USER_FUNCTIONS) throw new Error('CKR_USER_NOT_LOGGED_IN');
+      }),
+    );
+  }
+
+  /**
+   * Waits for queued operations, then logs out (only if no other Hsm of this process still uses
+   * the token), closes the session and C_Finalize()s the module when it is the last user.
+   * Idempotent. Operations started after close() reject with HsmError('CLOSED').
+   */
+  async close(): Promise<void> {
+    if (!this.closing) {
+      this.closeRequested = true;
+      this.closing = this.queue.run(() => this.shutdown());
+    }
+    return this.closing;
+  }
+
+  /** Redacted view for console.log / util.inspect. */
+  [inspect.custom](): string {
+    const state = this.closeRequested ? 'closed' : this.session ? 'open' : 'no session';
+    return `Hsm { token: ${JSON.stringify(this.config.tokenLabel)}, rootKey: ${JSON.stringify(this.config.rootKeyLabel)}, ${state} }`;
+  }
+
+  toJSON(): { tokenLabel: string; rootKeyLabel: string } {
+    return { tokenLabel: this.config.tokenLabel, rootKeyLabel: this.config.rootKeyLabel };
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private pin(): string {
+    const pin = pins.get(this);
+    if (pin === undefined) throw new HsmError('CLOSED', 'HSM connection is closed');
+    return pin;
+  }
+
+  private assertOpen(): void {
+    if (this.closeRequested) throw new HsmError('CLOSED', 'HSM connection is closed');
+  }
+
+  private shutdown(): void {
+    this.rootKeys.clear();
+    pins.delete(this);
+    const session = this.session;
+    this.session = undefined;
+    if (unregisterLogin(this.mod, this.slot) && session) {
+      try {
+        this.p11.C_Logout(session);
+      } catch {
+        // already logged out / session gone
+      }
+    }
+    if (session) {
+      try {
+        this.p11.C_CloseSession(session);
+      } catch {
+        // session already gone
+      }
+    }
+    releaseModule(this.mod);
+  }
+
+  /** Open a R/W session on this.slot and log in; closes the session again if login fails. */
+  private openLoggedInSession(): Handle {
+    let s: Handle;
+    try {
+      s = this.p11.C_OpenSession(this.slot, C.CKF_SERIAL_SESSION | C.CKF_RW_SESSION);
+    } catch (e) {
+      throw toHsmError(e, 'MODULE_ERROR', 'cannot open a session', 'C_OpenSession');
+    }
+    try {
+      loginUser(this.mod, this.slot, s, this.pin());
+    } catch (e) {
+      try {
+        this.p11.C_CloseSession(s);
+      } catch {
+        // ignore
+      }
+      throw toHsmError(e, 'MODULE_ERROR', 'login to the token failed', 'C_Login');
+    }
+    return s;
+  }
+
+  /** Drop the current session and log in on a fresh one (the token is looked up again by label). */
+  private reopenSession(): Handle {
+    this.rootKeys.clear();
+    const old = this.session;
+    this.session = undefined;
+    if (old) {
+      try {
+        this.p11.C_CloseSession(old);
+      } catch {
+        // it is lost: that is why we are here
+      }
+    }
+    const slot = findTokenSlot(this.p11, this.config.tokenLabel);
+    if (!slot.equals(this.slot)) {
+      // Token came back in another slot: move our login reference along.
+      unregisterLogin(this.mod, this.slot);
+      registerLogin(this.mod, slot, this.pin());
+      this.slot = slot;
+    }
+    const s = this.openLoggedInSession();
+    this.session = s;
+    return s;
+  }
+
+  /**
+   * Runs `op` on the session. A lost session is closed, reopened (with login) and `op` retried
+   * once; a stale root key handle is looked up again and `op` retried once. HsmErrors thrown by
+   * `op` pass through; other module errors become MODULE_ERROR.
+   */
+  private withSession<T>(what: string, op: (session: Handle) => T): T {
+    let retried = false;
+    for (;;) {
+      const s = this.session ?? this.reestablish(what);
+      try {
+        return op(s);
+      } catch (e) {
+        if (e instanceof HsmError) throw e;
+        const ckr = pkcs11CodeOf(e);
+        if (ckr !== undefined && SESSION_LOST_CODES.has(ckr)) {
+          if (retried) throw new HsmError('SESSION_LOST', `${what}: HSM session lost`, { pkcs11Code: ckr, cause: e });
+          retried = true;
+          this.reestablish(what);
+          continue;
+        }
+        if (ckr !== undefined && STALE_HANDLE_CODES.has(ckr) && !retried) {
+          retried = true;
+          this.rootKeys.clear();
+          continue;
+        }
+        throw toHsmError(e, 'MODULE_ERROR', `${what} failed`);
+      }
+    }
+  }
+
+  /** reopenSession(), reporting any failure as SESSION_LOST (the next call tries again). */
+  private reestablish(what: string): Handle {
+    try {
+      return this.reopenSession();
+    } catch (e) {
+      throw new HsmError('SESSION_LOST', `${what}: cannot re-establish the HSM session`, {
+        pkcs11Code: pkcs11CodeOf(e),
+        cause: e,
+      });
+    }
+  }
+
+  private findRootKeys(s: Handle, label: string): Handle[] {
+    this.p11.C_FindObjectsInit(s, [
+      { type: C.CKA_CLASS, value: C.CKO_SECRET_KEY },
+      { type: C.CKA_TOKEN, value: true },
+      { type: C.CKA_LABEL, value: label },
+    ]);
+    try {
+      return this.p11.C_FindObjects(s, 8);
+    } finally {
+      try {
+        this.p11.C_FindObjectsFinal(s);
+      } catch {
+        // do not hide the C_FindObjects error
+      }
+    }
+  }
+
+  /** Root key handle for `label`, looked up once per session and checked to be a proper CRK. */
+  private rootKey(s: Handle, label: string): Handle {
+    const cached = this.rootKeys.get(label);
+    if (cached) return cached;
+    const found = this.findRootKeys(s, label);
+    if (found.length > 1) throw new HsmError('ROOT_KEY_INVALID', `more than one key labelled "${label}"`);
+    const [h] = found;
+    if (!h) throw new HsmError('ROOT_KEY_NOT_FOUND', `root key "${label}" not found on the token`);
+    this.verifyRootKey(s, h, label);
+    this.rootKeys.set(label, h);
+    return h;
+  }
+
+  /** Refuse to use a "root key" that is not AES-256, sensitive, non-extractable and derive-capable. */
+  private verifyRootKey(s: Handle, h: Handle, label: string): void {
+    const attrs = this.p11.C_GetAttributeValue(s, h, [
+      { type: C.CKA_KEY_TYPE },
+      { type: C.CKA_VALUE_LEN },
+      { type: C.CKA_SENSITIVE },
+      { type: C.CKA_EXTRACTABLE },
+      { type: C.CKA_DERIVE },
+    ]);
+    const get = (t: number): Buffer | undefined => attrs.find((a) => a.type === t)?.value;
+    const ok =
+      readUlong(get(C.CKA_KEY_TYPE)) === C.CKK_AES &&
+      readUlong(get(C.CKA_VALUE_LEN)) === 32 &&
+      readBool(get(C.CKA_SENSITIVE)) === true &&
+      readBool(get(C.CKA_EXTRACTABLE)) === false &&
+      readBool(get(C.CKA_DERIVE)) === true;
+    if (!ok) {
+      throw new HsmError(
+        'ROOT_KEY_INVALID',
+        `key "${label}" is not usable as root key (needs AES-256, sensitive, non-extractable, CKA_DERIVE)`,
+      );
+    }
+  }
+
+  /** Per-object AES-256 wrapping key, derived inside the HSM; a session object with one capability. */
+  private deriveWrappingKey(s: Handle, crk: Handle, objectId: string, use: 'wrap' | 'unwrap'): Handle {
+    const parameter: AesCBC = { type: C.CK_PARAMS_AES_CBC, iv: Buffer.alloc(16), data: derivationData(objectId) };
+    const mechanism: Mechanism = { mechanism: C.CKM_AES_CBC_ENCRYPT_DATA, parameter };
+    try {
+      return this.p11.C_DeriveKey(s, mechanism, crk, [
+        ...aesSecretKey(),
+        { type: C.CKA_VALUE_LEN, value: 32 },
+        { type: C.CKA_TOKEN, value: false },
+        { type: C.CKA_PRIVATE, value: true },
+        { type: C.CKA_SENSITIVE, value: true },
+        { type: C.CKA_EXTRACTABLE, value: false },
+        ...withCapabilities([use === 'wrap' ? C.CKA_WRAP : C.CKA_UNWRAP]),
+      ]);
+    } catch (e) {
+      const ckr = pkcs11CodeOf(e);
+      if (ckr !== undefined && (SESSION_LOST_CODES.has(ckr) || STALE_HANDLE_CODES.has(ckr))) throw e;
+      throw toHsmError(e, 'MODULE_ERROR', 'cannot derive the wrapping key', 'C_DeriveKey');
+    }
+  }
+
+  private wrapForObject(s: Handle, crk: Handle, rootKeyLabel: string, objectId: string, key: Handle): WrappedKey {
+    const kw = this.deriveWrappingKey(s, crk, objectId, 'wrap');
+    try {
+      let used: Buffer;
+      try {
+        used = this.p11.C_WrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, key, Buffer.alloc(64));
+      } catch (e) {
+        if (sessionLost(e)) throw e;
+        throw toHsmError(e, 'MODULE_ERROR', 'cannot wrap key', 'C_WrapKey');
+      }
+      const blob = Buffer.alloc(used.length);
+      used.copy(blob);
+      return Object.freeze({ rootKeyLabel, mechanism: KEK_WRAP_MECHANISM, blob });
+    } finally {
+      this.destroyQuietly(s, kw);
+    }
+  }
+
+  /** Session objects die with the session anyway; a failed destroy must not hide the real result. */
+  private destroyQuietly(s: Handle, h: Handle): void {
+    try {
+      this.p11.C_DestroyObject(s, h);
+    } catch {
+      // ignore
+    }
+  }
+}
