@@ -22,10 +22,12 @@ if [ ${#packages[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
-# npm ci when node_modules is missing or older than the lockfile.
+# Install when node_modules is missing or older than the lockfile. `npm install` rather than
+# `npm ci`: the registry mirror serves only this platform's optional packages (e.g. rollup's
+# native builds), so the lockfile lacks the other platforms' entries and `npm ci` calls it stale.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund
+  echo "setup: npm install"
+  npm install --no-audit --no-fund
 fi
 
 npm run --silent build
