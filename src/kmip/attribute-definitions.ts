@@ -2,61 +2,70 @@
 // whether it may hold several instances, and whether a client may set or change it.
 import { ItemType } from '../ttlv/types.js';
 
+/**
+ * Who may change an attribute, and when (1.4 §3 "Modifiable by client" rows; 2.1 §4 likewise):
+ * - server: set only by the server; a client may never supply or change it (read-only);
+ * - fixed: a client may set it when the object is created or registered, never afterwards;
+ * - preActive: settable at creation, and changeable while the object is Pre-Active;
+ * - free: the client may add, modify and delete it while the object is not destroyed.
+ */
+export type Mutability = 'server' | 'fixed' | 'preActive' | 'free';
+
 export interface AttributeDefinition {
   readonly name: string;
   readonly type: ItemType;
   readonly multi: boolean;
-  /** Set only by the server; a client may not supply it on Create/Register or modify it. */
-  readonly serverOnly: boolean;
+  readonly mutability: Mutability;
 }
 
-const def = (name: string, type: ItemType, multi = false, serverOnly = false): AttributeDefinition => ({ name, type, multi, serverOnly });
+const def = (name: string, type: ItemType, mutability: Mutability, multi = false): AttributeDefinition => ({ name, type, multi, mutability });
 const { Structure, Integer, Enumeration, TextString, DateTime, Interval, Boolean, LongInteger } = ItemType;
 
 const DEFINITIONS: readonly AttributeDefinition[] = [
-  def('Unique Identifier', TextString, false, true),
-  def('Name', Structure, true),
-  def('Object Type', Enumeration, false, true),
-  def('Cryptographic Algorithm', Enumeration),
-  def('Cryptographic Length', Integer),
-  def('Cryptographic Parameters', Structure, true),
-  def('Cryptographic Domain Parameters', Structure),
-  def('Certificate Type', Enumeration, false, true),
-  def('Digest', Structure, true, true),
-  def('Operation Policy Name', TextString),
-  def('Cryptographic Usage Mask', Integer),
-  def('Lease Time', Interval, false, true),
-  def('Usage Limits', Structure),
-  def('State', Enumeration, false, true),
-  def('Initial Date', DateTime, false, true),
-  def('Activation Date', DateTime),
-  def('Process Start Date', DateTime),
-  def('Protect Stop Date', DateTime),
-  def('Deactivation Date', DateTime),
-  def('Destroy Date', DateTime, false, true),
-  def('Compromise Occurrence Date', DateTime, false, true),
-  def('Compromise Date', DateTime, false, true),
-  def('Revocation Reason', Structure, false, true),
-  def('Archive Date', DateTime, false, true),
-  def('Object Group', TextString, true),
-  def('Fresh', Boolean),
-  def('Link', Structure, true),
-  def('Application Specific Information', Structure, true),
-  def('Contact Information', TextString),
-  def('Last Change Date', DateTime, false, true),
-  def('Description', TextString),
-  def('Comment', TextString),
-  def('Sensitive', Boolean),
-  def('Always Sensitive', Boolean, false, true),
-  def('Extractable', Boolean),
-  def('Never Extractable', Boolean, false, true),
-  def('Key Value Present', Boolean, false, true),
-  def('Original Creation Date', DateTime, false, true),
-  def('Random Number Generator', Structure, false, true),
-  def('Alternative Name', Structure, true),
-  def('Object Group Member', Enumeration),
-  def('Key Value Location', Structure, true),
-  def('Usage Limits Count', LongInteger),
+  def('Unique Identifier', TextString, 'server'),
+  def('Name', Structure, 'free', true),
+  def('Object Type', Enumeration, 'server'),
+  def('Cryptographic Algorithm', Enumeration, 'fixed'),
+  def('Cryptographic Length', Integer, 'fixed'),
+  def('Cryptographic Parameters', Structure, 'free', true),
+  def('Cryptographic Domain Parameters', Structure, 'fixed'),
+  def('Certificate Type', Enumeration, 'server'),
+  def('Certificate Length', Integer, 'server'),
+  def('Digest', Structure, 'server', true),
+  def('Operation Policy Name', TextString, 'free'),
+  def('Cryptographic Usage Mask', Integer, 'fixed'),
+  def('Lease Time', Interval, 'server'),
+  def('Usage Limits', Structure, 'free'),
+  def('State', Enumeration, 'server'),
+  def('Initial Date', DateTime, 'server'),
+  def('Activation Date', DateTime, 'preActive'),
+  def('Process Start Date', DateTime, 'preActive'),
+  def('Protect Stop Date', DateTime, 'free'),
+  def('Deactivation Date', DateTime, 'free'),
+  def('Destroy Date', DateTime, 'server'),
+  def('Compromise Occurrence Date', DateTime, 'server'),
+  def('Compromise Date', DateTime, 'server'),
+  def('Revocation Reason', Structure, 'server'),
+  def('Archive Date', DateTime, 'server'),
+  def('Object Group', TextString, 'free', true),
+  def('Fresh', Boolean, 'fixed'),
+  def('Link', Structure, 'free', true),
+  def('Application Specific Information', Structure, 'free', true),
+  def('Contact Information', TextString, 'free'),
+  def('Last Change Date', DateTime, 'server'),
+  def('Description', TextString, 'free'),
+  def('Comment', TextString, 'free'),
+  def('Sensitive', Boolean, 'free'),
+  def('Always Sensitive', Boolean, 'server'),
+  def('Extractable', Boolean, 'free'),
+  def('Never Extractable', Boolean, 'server'),
+  def('Key Value Present', Boolean, 'server'),
+  def('Original Creation Date', DateTime, 'server'),
+  def('Random Number Generator', Structure, 'server'),
+  def('Alternative Name', Structure, 'free', true),
+  def('Object Group Member', Enumeration, 'free'),
+  def('Key Value Location', Structure, 'free', true),
+  def('Usage Limits Count', LongInteger, 'server'),
 ];
 
 const BY_NAME = new Map(DEFINITIONS.map((d) => [d.name, d]));
@@ -66,6 +75,14 @@ export function isCustomName(name: string): boolean {
   return name.startsWith('x-') || name.startsWith('y-');
 }
 
+/** Custom attributes behave as free, multi-valued, any type. */
+const CUSTOM: Omit<AttributeDefinition, 'name' | 'type'> = { multi: true, mutability: 'free' };
+
 export function attributeDefinition(name: string): AttributeDefinition | undefined {
   return BY_NAME.get(name);
+}
+
+/** Multiplicity and mutability of any attribute name we accept (standard or custom). */
+export function attributeRules(name: string): Omit<AttributeDefinition, 'name' | 'type'> | undefined {
+  return BY_NAME.get(name) ?? (isCustomName(name) ? CUSTOM : undefined);
 }

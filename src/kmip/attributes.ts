@@ -85,7 +85,8 @@ export function attributeExistsIn(name: string, version: ProtocolVersion): boole
 export function encodeAttribute(attr: Attribute, version: ProtocolVersion): TtlvItem {
   if (!isV2(version)) {
     const children: TtlvItem[] = [textString(Tag.AttributeName, attr.name)];
-    if (attr.index !== 0 || attributeDefinition(attr.name)?.multi) children.push(integer(Tag.AttributeIndex, attr.index));
+    // Index 0 is implied when absent (1.4 §2.1.1); the OASIS test cases omit it.
+    if (attr.index !== 0) children.push(integer(Tag.AttributeIndex, attr.index));
     children.push(attr.value);
     return structure(Tag.Attribute, children);
   }

@@ -23,10 +23,16 @@ export interface RequestHeader {
   readonly batchCount: number;
 }
 
+export interface MessageExtension {
+  readonly vendor: string;
+  readonly critical: boolean;
+}
+
 export interface RequestBatchItem {
   readonly operation: number;
   readonly uniqueBatchItemId: Uint8Array | undefined;
   readonly payload: StructureItem | undefined;
+  readonly extensions: readonly MessageExtension[];
 }
 
 export interface RequestMessage {
@@ -72,7 +78,11 @@ export function parseRequest(message: TtlvItem): RequestMessage {
   const items = m.structs(Tag.BatchItem).map((bi): RequestBatchItem => {
     const f = Fields.of(bi);
     const payload = f.struct(Tag.RequestPayload);
-    return { operation: f.requiredEnumeration(Tag.Operation), uniqueBatchItemId: f.bytes(Tag.UniqueBatchItemID), payload };
+    const extensions = f.structs(Tag.MessageExtension).map((ext): MessageExtension => {
+      const e = Fields.of(ext, 'Message Extension');
+      return { vendor: e.requiredText(Tag.VendorIdentification), critical: e.boolean(Tag.CriticalityIndicator) ?? false };
+    });
+    return { operation: f.requiredEnumeration(Tag.Operation), uniqueBatchItemId: f.bytes(Tag.UniqueBatchItemID), payload, extensions };
   });
   if (items.length !== batchCount) {
     throw invalidMessage(`Batch Count is ${batchCount} but the message holds ${items.length} batch items`);
@@ -92,15 +102,16 @@ export function parseRequest(message: TtlvItem): RequestMessage {
   };
 }
 
+/** Success and Operation Undone carry the item's payload (2.1 BL-M-2); a failure carries its reason. */
 export type ResponseBatchItem =
   | {
-      readonly status: typeof ResultStatus.Success;
+      readonly status: typeof ResultStatus.Success | typeof ResultStatus.OperationUndone;
       readonly operation: number | undefined;
       readonly uniqueBatchItemId: Uint8Array | undefined;
       readonly payload: readonly TtlvItem[] | undefined;
     }
   | {
-      readonly status: typeof ResultStatus.OperationFailed | typeof ResultStatus.OperationUndone;
+      readonly status: typeof ResultStatus.OperationFailed;
       readonly operation: number | undefined;
       readonly uniqueBatchItemId: Uint8Array | undefined;
       readonly reason: ResultReasonValue;
@@ -134,7 +145,7 @@ export function buildResponse(version: ProtocolVersion, items: readonly Response
     if (item.operation !== undefined) children.push(enumeration(Tag.Operation, item.operation));
     if (item.uniqueBatchItemId !== undefined) children.push(byteString(Tag.UniqueBatchItemID, item.uniqueBatchItemId));
     children.push(enumeration(Tag.ResultStatus, item.status));
-    if (item.status === ResultStatus.Success) {
+    if (item.status !== ResultStatus.OperationFailed) {
       if (item.payload !== undefined) children.push(structure(Tag.ResponsePayload, item.payload));
     } else {
       children.push(enumeration(Tag.ResultReason, item.reason));

@@ -5,6 +5,7 @@ import { KmipError, itemNotFound } from '../kmip/errors.js';
 import { isV2 } from '../kmip/version.js';
 import type { Attribute } from '../kmip/attributes.js';
 import { dateTime } from '../ttlv/build.js';
+import { ItemType } from '../ttlv/types.js';
 import type { StoredObject } from '../store/types.js';
 import type { OperationContext } from './context.js';
 
@@ -19,7 +20,29 @@ export function targetId(ctx: OperationContext, payload: Fields): string {
 export async function loadObject(ctx: OperationContext, id: string): Promise<StoredObject> {
   const obj = await ctx.store.get(id);
   if (!obj) throw itemNotFound(id);
-  return obj;
+  const state = effectiveState(obj, nowSeconds());
+  if (state === obj.state) return obj;
+  await ctx.store.update(id, { state });
+  return { ...obj, state };
+}
+
+function dateOf(obj: StoredObject, name: string): bigint | undefined {
+  const v = obj.attributes.find((a) => a.name === name)?.value;
+  return v?.type === ItemType.DateTime ? v.value : undefined;
+}
+
+/**
+ * Date-driven transitions (1.4 §3.22): a Pre-Active object becomes Active once its Activation
+ * Date has passed, and a Pre-Active or Active one becomes Deactivated once its Deactivation Date has.
+ */
+export function effectiveState(obj: StoredObject, now: bigint): number {
+  const deactivation = dateOf(obj, 'Deactivation Date');
+  if ((obj.state === State.PreActive || obj.state === State.Active) && deactivation !== undefined && deactivation <= now) {
+    return State.Deactivated;
+  }
+  const activation = dateOf(obj, 'Activation Date');
+  if (obj.state === State.PreActive && activation !== undefined && activation <= now) return State.Active;
+  return obj.state;
 }
 
 /** The result reason for "not allowed in this state": 1.x profiles use Permission Denied, 2.x has its own. */

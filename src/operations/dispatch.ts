@@ -11,6 +11,7 @@ import { SUPPORTED_VERSIONS, compareVersions, isSupported, isV2, type ProtocolVe
 import type { KeyStore } from '../store/types.js';
 import type { ClientIdentity, KeyProtector, OperationContext, ServerInfo } from './context.js';
 import { handlerFor } from './registry.js';
+import { UndoJournal } from './undo-journal.js';
 
 export interface DispatchDeps {
   readonly store: KeyStore;
@@ -84,10 +85,12 @@ export class Dispatcher {
       return this.reject(v, new KmipError(reason, `protocol version ${version.major}.${version.minor} is not supported`), false);
     }
 
+    // With Undo, every change goes through a journal that can reverse it.
+    const journal = request.header.continuation === BatchErrorContinuationOption.Undo ? new UndoJournal(this.deps.store) : undefined;
     const ctx: OperationContext = {
       version,
       client,
-      store: this.deps.store,
+      store: journal ?? this.deps.store,
       keys: this.deps.keys,
       log: this.deps.log,
       server: this.deps.server,
@@ -96,11 +99,16 @@ export class Dispatcher {
       objectId: undefined,
     };
     try {
-      const results: ResponseBatchItem[] = [];
+      let results: ResponseBatchItem[] = [];
       for (const item of request.items) {
-        const result = await this.runItem(ctx, item, request.header.asynchronous);
+        const result = await this.runItem(ctx, item);
         results.push(result);
-        if (result.status !== ResultStatus.Success && request.header.continuation !== BatchErrorContinuationOption.Continue) break;
+        if (result.status === ResultStatus.Success || request.header.continuation === BatchErrorContinuationOption.Continue) continue;
+        if (journal) {
+          await journal.rollback();
+          results = results.map((r) => (r.status === ResultStatus.Success ? { ...r, status: ResultStatus.OperationUndone } : r));
+        }
+        break;
       }
       let response = encodeTtlv(buildResponse(version, results));
       const max = request.header.maximumResponseSize;
@@ -116,14 +124,22 @@ export class Dispatcher {
     }
   }
 
-  private async runItem(ctx: OperationContext, item: RequestBatchItem, asynchronous: boolean): Promise<ResponseBatchItem> {
+  // The Asynchronous Indicator only says the client *accepts* an asynchronous answer (1.4 §6.7);
+  // answering synchronously is always allowed, so it is not looked at.
+  private async runItem(ctx: OperationContext, item: RequestBatchItem): Promise<ResponseBatchItem> {
     ctx.objectId = undefined;
     const started = performance.now();
     let result: ResponseBatchItem;
     try {
-      const handler = handlerFor(item.operation);
+      const handler = handlerFor(item.operation, ctx.version);
       if (!handler) throw new KmipError(ResultReason.OperationNotSupported, `operation ${operationName(item.operation)} is not supported`);
-      if (asynchronous) throw new KmipError(ResultReason.FeatureNotSupported, 'asynchronous operations are not supported');
+      const critical = item.extensions.find((e) => e.critical);
+      if (critical) {
+        throw new KmipError(
+          isV2(ctx.version) ? ResultReason.UnknownMessageExtension : ResultReason.FeatureNotSupported,
+          `critical message extension from ${JSON.stringify(critical.vendor)} is not supported`,
+        );
+      }
       const payload = await handler(ctx, Fields.of(item.payload, 'Request Payload'));
       result = { status: ResultStatus.Success, operation: item.operation, uniqueBatchItemId: item.uniqueBatchItemId, payload };
     } catch (err) {
@@ -138,8 +154,8 @@ export class Dispatcher {
       fingerprint: ctx.client.fingerprintSha256,
       operation: operationName(item.operation),
       object: ctx.objectId,
-      result: result.status === ResultStatus.Success ? 'Success' : 'OperationFailed',
-      reason: result.status === ResultStatus.Success ? undefined : ENUM_INFO.get('ResultReason')?.values.get(result.reason)?.xml,
+      result: result.status === ResultStatus.OperationFailed ? 'OperationFailed' : 'Success',
+      reason: result.status === ResultStatus.OperationFailed ? ENUM_INFO.get('ResultReason')?.values.get(result.reason)?.xml : undefined,
       ms: Math.round((performance.now() - started) * 1000) / 1000,
     }, 'kmip request');
     return result;

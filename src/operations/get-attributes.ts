@@ -11,7 +11,8 @@ export const getAttributes: OperationHandler = async (ctx, payload) => {
   const id = targetId(ctx, payload);
   const names = parseAttributeReferences(payload, ctx.version);
   const obj = await loadObject(ctx, id);
-  const wanted = names.length === 0 ? undefined : new Set(names);
-  const attrs = allAttributes(obj, ctx.version).filter((a) => !wanted || wanted.has(a.name));
+  const all = allAttributes(obj, ctx.version);
+  // Named attributes come back in the order they were asked for (as the OASIS cases expect).
+  const attrs = names.length === 0 ? all : [...new Set(names)].flatMap((n) => all.filter((a) => a.name === n));
   return [textString(Tag.UniqueIdentifier, id), ...encodeAttributeList(attrs.map((a) => encodeAttribute(a, ctx.version)), ctx.version)];
 };

@@ -10,6 +10,7 @@ import { parseAttribute1, parseAttributes2, validateAttributeValue, type Attribu
 import { compareVersions, isV2 } from '../kmip/version.js';
 import type { AttributeMatch } from '../store/types.js';
 import type { OperationHandler } from './context.js';
+import { nowSeconds } from './common.js';
 
 function enumValue(a: Attribute): number {
   if (a.value.type !== ItemType.Enumeration) throw new KmipError(ResultReason.InvalidField, `${a.name} must be an Enumeration`);
@@ -37,6 +38,7 @@ export const locate: OperationHandler = async (ctx, payload) => {
   const mask = payload.integer(Tag.StorageStatusMask) ?? StorageStatusMask.OnLineStorage;
   const wantsDestroyed =
     (mask & StorageStatusMask.DestroyedStorage) !== 0 || states.some((s) => s === State.Destroyed || s === State.DestroyedCompromised);
+  if (states.length > 0) await ctx.store.applyDueTransitions(nowSeconds());
   const result = await ctx.store.locate({
     objectType,
     states: states.length ? states : undefined,

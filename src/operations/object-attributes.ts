@@ -42,7 +42,7 @@ export function normaliseIndexes(raw: readonly Attribute[]): Attribute[] {
   const counts = new Map<string, number>();
   return raw.map((a) => {
     const def = attributeDefinition(a.name);
-    if (def?.serverOnly) {
+    if (def?.mutability === 'server') {
       throw new KmipError(ResultReason.InvalidField, `attribute ${a.name} is set by the server and cannot be supplied`);
     }
     validateAttributeValue(a.name, a.value);

@@ -5,7 +5,8 @@ import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { decodeTtlv, encodeTtlv } from '../ttlv/index.js';
-import { State } from '../kmip/registry/generated.js';
+import { State, Tag } from '../kmip/registry/generated.js';
+import { dateTime } from '../ttlv/build.js';
 import type { Attribute } from '../kmip/attributes.js';
 import { MIGRATIONS } from './sqlite-migrations.js';
 import type { KeyStore, LocateQuery, LocateResult, NewObject, ObjectUpdate, StoredObject } from './types.js';
@@ -75,6 +76,9 @@ export class SqliteStore implements KeyStore {
       // Overwrite before clearing; with secure_delete the old bytes do not survive in free pages.
       zeroKey: db.prepare('UPDATE objects SET wrapped_key = zeroblob(length(wrapped_key)) WHERE seq = ?'),
       eraseKey: db.prepare('UPDATE objects SET wrapped_key = NULL, wrap_mechanism = NULL WHERE seq = ?'),
+      removeObject: db.prepare('DELETE FROM objects WHERE id = ?'),
+      deleteAllAttributes: db.prepare('DELETE FROM attributes WHERE object_seq = ?'),
+      restoreObject: db.prepare('UPDATE objects SET state = ?, root_key_label = ?, wrap_mechanism = ?, wrapped_key = ? WHERE seq = ?'),
     };
   }
 
@@ -129,6 +133,31 @@ export class SqliteStore implements KeyStore {
         this.stmts.eraseKey.run(row.seq);
       }
       return true;
+    })();
+  }
+
+  async applyDueTransitions(now: bigint): Promise<void> {
+    // Encoded Date-Time values of positive times sort like the times themselves (big-endian).
+    const nowValue = encodeTtlv(dateTime(Tag.AttributeValue, now));
+    const due = (name: string) => `seq IN (SELECT object_seq FROM attributes WHERE name = '${name}' AND value <= ?)`;
+    this.db.transaction(() => {
+      this.db.prepare(`UPDATE objects SET state = ${State.Deactivated} WHERE state IN (${State.PreActive}, ${State.Active}) AND ${due('Deactivation Date')}`).run(nowValue);
+      this.db.prepare(`UPDATE objects SET state = ${State.Active} WHERE state = ${State.PreActive} AND ${due('Activation Date')}`).run(nowValue);
+    })();
+  }
+
+  async remove(id: string): Promise<void> {
+    this.stmts.removeObject.run(id);
+  }
+
+  async restore(obj: StoredObject): Promise<void> {
+    this.db.transaction(() => {
+      const row = this.stmts.objectById.get(obj.id) as ObjectRow | undefined;
+      if (!row) return;
+      const w = obj.wrapped;
+      this.stmts.restoreObject.run(obj.state, w?.rootKeyLabel ?? null, w?.mechanism ?? null, w ? Buffer.from(w.blob) : null, row.seq);
+      this.stmts.deleteAllAttributes.run(row.seq);
+      this.insertAttributes(row.seq, obj.attributes);
     })();
   }
 

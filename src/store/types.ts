@@ -63,5 +63,14 @@ export interface KeyStore {
   /** Resolves only once the change is durable; false if the object does not exist. */
   update(id: string, change: ObjectUpdate): Promise<boolean>;
   locate(query: LocateQuery): Promise<LocateResult>;
+  /**
+   * Apply date-driven state changes that are due (Activation / Deactivation Date passed), so that
+   * a Locate by State sees the states Get Attributes would report.
+   */
+  applyDueTransitions(now: bigint): Promise<void>;
+  /** Remove an object and its attributes (used only to undo a Create in the same batch). */
+  remove(id: string): Promise<void>;
+  /** Put an object back exactly as it was read (used only to undo a change in the same batch). */
+  restore(obj: StoredObject): Promise<void>;
   close(): Promise<void>;
 }
