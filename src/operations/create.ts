@@ -6,6 +6,7 @@ import { CryptographicAlgorithm, ObjectType, ResultReason, State, Tag } from '..
 import { KmipError } from '../kmip/errors.js';
 import type { Attribute } from '../kmip/attributes.js';
 import type { OperationHandler } from './context.js';
+import { assertNamesUnique } from './name-uniqueness.js';
 import { clientAttributes, single } from './object-attributes.js';
 import { dateAttribute, nowSeconds, requireSymmetricKeyType } from './common.js';
 import { ItemType } from '../ttlv/types.js';
@@ -42,6 +43,7 @@ export const create: OperationHandler = async (ctx, payload) => {
   requireSymmetricKeyType(payload.requiredEnumeration(Tag.ObjectType));
   const attrs = clientAttributes(payload, ctx.version);
   const bits = aesParameters(attrs);
+  await assertNamesUnique(ctx, attrs);
   const id = randomUUID();
   ctx.objectId = id;
   const wrapped = await ctx.keys.generateWrappedKey(id, bits);

@@ -6,6 +6,7 @@ import { ObjectType, ResultReason, Tag } from '../kmip/registry/generated.js';
 import { KmipError } from '../kmip/errors.js';
 import type { Attribute } from '../kmip/attributes.js';
 import type { OperationHandler } from './context.js';
+import { assertNamesUnique } from './name-uniqueness.js';
 import { clientAttributes, single } from './object-attributes.js';
 import { requireSymmetricKeyType } from './common.js';
 import { parseSymmetricKey } from './symmetric-key.js';
@@ -27,6 +28,7 @@ export const register: OperationHandler = async (ctx, payload) => {
   if (key.material.length * 8 !== bits) {
     throw new KmipError(ResultReason.InvalidField, `Key Material is ${key.material.length * 8} bits but Cryptographic Length says ${bits}`);
   }
+  await assertNamesUnique(ctx, attrs);
   const id = randomUUID();
   ctx.objectId = id;
   const wrapped = await ctx.keys.wrapPlaintextKey(id, key.material);
