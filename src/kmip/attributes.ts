@@ -53,16 +53,20 @@ export function attributeValuePresent(item: TtlvItem): boolean {
   return Fields.of(item, 'Attribute').has(Tag.AttributeValue);
 }
 
+/** 2.x names a custom attribute by vendor + name ("x" + "ID" → "x-ID"); an empty vendor means a standard name (PyKMIP sends that). */
+function vendorName(vendor: string, name: string): string {
+  return vendor === '' ? name : `${vendor}-${name}`;
+}
+
 /** One child of a KMIP 2.x Attributes structure → canonical. */
 export function parseAttribute2(item: TtlvItem): Attribute {
   // 2.x custom attributes: an Attribute structure carrying Vendor Identification + Attribute Name.
   if (item.tag === Tag.Attribute) {
     const f = Fields.of(item, 'Attribute');
-    const vendor = f.requiredText(Tag.VendorIdentification);
-    const name = f.requiredText(Tag.AttributeName);
+    const name = vendorName(f.requiredText(Tag.VendorIdentification), f.requiredText(Tag.AttributeName));
     const value = f.first(Tag.AttributeValue);
     if (!value) throw invalidField('Attribute is missing Attribute Value');
-    return { name: `${vendor}-${name}`, index: 0, value };
+    return { name, index: 0, value };
   }
   const info = TAG_INFO.get(item.tag);
   if (!info) throw invalidField(`unknown attribute tag 0x${item.tag.toString(16)}`);
@@ -112,7 +116,7 @@ export function parseAttributeReferences(payload: Fields, version: ProtocolVersi
       return info.name;
     }
     const f = Fields.of(ref, 'Attribute Reference');
-    return `${f.requiredText(Tag.VendorIdentification)}-${f.requiredText(Tag.AttributeName)}`;
+    return vendorName(f.requiredText(Tag.VendorIdentification), f.requiredText(Tag.AttributeName));
   });
 }
 

@@ -1,6 +1,7 @@
 // A KMIP-level failure of one batch item: it becomes Result Status "Operation Failed" with the
 // given Result Reason and Result Message, and the rest of the message carries on.
 import { ResultReason } from './registry/generated.js';
+import type { TtlvItem } from '../ttlv/types.js';
 
 export type ResultReasonValue = (typeof ResultReason)[keyof typeof ResultReason];
 
@@ -8,6 +9,8 @@ export class KmipError extends Error {
   constructor(
     readonly reason: ResultReasonValue,
     message: string,
+    /** A failed item's Response Payload, where the spec asks for one (1.x Check). */
+    readonly payload?: readonly TtlvItem[],
   ) {
     super(message);
     this.name = 'KmipError';

@@ -116,6 +116,7 @@ export type ResponseBatchItem =
       readonly uniqueBatchItemId: Uint8Array | undefined;
       readonly reason: ResultReasonValue;
       readonly message: string;
+      readonly payload?: readonly TtlvItem[] | undefined;
     };
 
 export function failure(
@@ -128,6 +129,7 @@ export function failure(
     uniqueBatchItemId: request?.uniqueBatchItemId,
     reason: error.reason,
     message: error.message,
+    payload: error.payload,
   };
 }
 
@@ -150,6 +152,7 @@ export function buildResponse(version: ProtocolVersion, items: readonly Response
     } else {
       children.push(enumeration(Tag.ResultReason, item.reason));
       children.push(textString(Tag.ResultMessage, item.message));
+      if (item.payload !== undefined) children.push(structure(Tag.ResponsePayload, item.payload));
     }
     return structure(Tag.BatchItem, children);
   });
