@@ -48,7 +48,7 @@ const DEFINITIONS: readonly AttributeDefinition[] = [
   def('Revocation Reason', Structure, 'server'),
   def('Archive Date', DateTime, 'server'),
   def('Object Group', TextString, 'free', true),
-  def('Fresh', Boolean, 'fixed'),
+  def('Fresh', Boolean, 'server'),
   def('Link', Structure, 'free', true),
   def('Application Specific Information', Structure, 'free', true),
   def('Contact Information', TextString, 'free'),
@@ -61,11 +61,14 @@ const DEFINITIONS: readonly AttributeDefinition[] = [
   def('Never Extractable', Boolean, 'server'),
   def('Key Value Present', Boolean, 'server'),
   def('Original Creation Date', DateTime, 'server'),
-  def('Random Number Generator', Structure, 'server'),
+  def('Random Number Generator', Structure, 'fixed'),
   def('Alternative Name', Structure, 'free', true),
   def('Object Group Member', Enumeration, 'free'),
   def('Key Value Location', Structure, 'free', true),
   def('Usage Limits Count', LongInteger, 'server'),
+  def('Key Format Type', Enumeration, 'server'),
+  def('Short Unique Identifier', ItemType.ByteString, 'server'),
+  def('Protection Storage Mask', Integer, 'server'),
 ];
 
 const BY_NAME = new Map(DEFINITIONS.map((d) => [d.name, d]));

@@ -85,8 +85,17 @@ export function attributeExistsIn(name: string, version: ProtocolVersion): boole
   return info !== undefined && (info.versions & registryVersionBit(version)) !== 0;
 }
 
+/** Drop fields a version does not define from a value (e.g. Digest's Key Format Type for 1.0). */
+export function gateFields(item: TtlvItem, version: ProtocolVersion): TtlvItem {
+  if (item.type !== ItemType.Structure) return item;
+  const bit = registryVersionBit(version);
+  const kept = item.value.filter((c) => ((TAG_INFO.get(c.tag)?.versions ?? bit) & bit) !== 0).map((c) => gateFields(c, version));
+  return { ...item, value: kept };
+}
+
 /** Canonical → wire form at a version. 1.x: Attribute; 2.x: the attribute's own tag, or Attribute with a Vendor Identification. */
-export function encodeAttribute(attr: Attribute, version: ProtocolVersion): TtlvItem {
+export function encodeAttribute(canonical: Attribute, version: ProtocolVersion): TtlvItem {
+  const attr = { ...canonical, value: gateFields(canonical.value, version) };
   if (!isV2(version)) {
     const children: TtlvItem[] = [textString(Tag.AttributeName, attr.name)];
     // Index 0 is implied when absent (1.4 §2.1.1); the OASIS test cases omit it.

@@ -2,13 +2,14 @@
 // only its wrapped form is stored; the answer is sent after the row is durable.
 import { randomUUID } from 'node:crypto';
 import { enumeration, textString } from '../ttlv/build.js';
-import { CryptographicAlgorithm, ObjectType, ResultReason, State, Tag } from '../kmip/registry/generated.js';
+import { CryptographicAlgorithm, KeyFormatType, ObjectType, ResultReason, Tag } from '../kmip/registry/generated.js';
 import { KmipError } from '../kmip/errors.js';
 import type { Attribute } from '../kmip/attributes.js';
 import type { OperationHandler } from './context.js';
 import { assertNamesUnique } from './name-uniqueness.js';
 import { clientAttributes, single } from './object-attributes.js';
-import { dateAttribute, nowSeconds, requireSymmetricKeyType } from './common.js';
+import { requireSymmetricKeyType } from './common.js';
+import { serverAttributes } from './new-object-attributes.js';
 import { ItemType } from '../ttlv/types.js';
 
 export type AesBits = 128 | 192 | 256;
@@ -28,17 +29,6 @@ export function aesParameters(attrs: readonly Attribute[]): AesBits {
   return len.value;
 }
 
-/** Server-set attributes of a new object; an Activation Date in the past makes it Active at once. */
-export function lifecycleAttributes(clientAttrs: readonly Attribute[]): { state: number; attrs: Attribute[] } {
-  const now = nowSeconds();
-  const activation = single(clientAttrs, 'Activation Date')?.value;
-  const active = activation?.type === ItemType.DateTime && activation.value <= now;
-  return {
-    state: active ? State.Active : State.PreActive,
-    attrs: [dateAttribute('Initial Date', now), dateAttribute('Last Change Date', now)],
-  };
-}
-
 export const create: OperationHandler = async (ctx, payload) => {
   requireSymmetricKeyType(payload.requiredEnumeration(Tag.ObjectType));
   const attrs = clientAttributes(payload, ctx.version);
@@ -47,7 +37,7 @@ export const create: OperationHandler = async (ctx, payload) => {
   const id = randomUUID();
   ctx.objectId = id;
   const wrapped = await ctx.keys.generateWrappedKey(id, bits);
-  const { state, attrs: serverAttrs } = lifecycleAttributes(attrs);
+  const { state, attrs: serverAttrs } = serverAttributes({ id, clientAttrs: attrs, keyFormat: KeyFormatType.Raw, digest: undefined });
   await ctx.store.insert({ id, objectType: ObjectType.SymmetricKey, state, wrapped, attributes: [...attrs, ...serverAttrs] });
   ctx.idPlaceholder = id;
   return [enumeration(Tag.ObjectType, ObjectType.SymmetricKey), textString(Tag.UniqueIdentifier, id)];

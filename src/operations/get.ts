@@ -1,20 +1,26 @@
 // Get (1.x §4.11 / 2.x §6.1.22). The only place a KEK is unwrapped: in the HSM, for this answer.
 // A Pre-Active key is served (vCenter Gets before it Activates); a destroyed one is not.
-import { enumeration, textString } from '../ttlv/build.js';
+import { boolean, enumeration, textString } from '../ttlv/build.js';
 import { ItemType } from '../ttlv/types.js';
 import { KeyFormatType, ResultReason, Tag } from '../kmip/registry/generated.js';
-import { KmipError } from '../kmip/errors.js';
+import { KmipError, type ResultReasonValue } from '../kmip/errors.js';
 import { isV2 } from '../kmip/version.js';
 import type { OperationHandler } from './context.js';
 import { isDestroyed, loadObject, targetId } from './common.js';
 import { single } from './object-attributes.js';
-import { encodeSymmetricKey } from './symmetric-key.js';
+import { encodeSymmetricKey, SERVED_FORMATS } from './symmetric-key.js';
+import type { StoredObject } from '../store/types.js';
+
+function flag(obj: StoredObject, name: string): boolean | undefined {
+  const v = single(obj.attributes, name)?.value;
+  return v?.type === ItemType.Boolean ? v.value : undefined;
+}
 
 export const get: OperationHandler = async (ctx, payload) => {
   const id = targetId(ctx, payload);
-  const format = payload.enumeration(Tag.KeyFormatType);
-  if (format !== undefined && format !== KeyFormatType.Raw) {
-    throw new KmipError(ResultReason.KeyFormatTypeNotSupported, 'symmetric keys are served in Raw format');
+  const asked = payload.enumeration(Tag.KeyFormatType);
+  if (asked !== undefined && !SERVED_FORMATS.has(asked)) {
+    throw new KmipError(ResultReason.KeyFormatTypeNotSupported, 'symmetric keys are served in Raw or Transparent Symmetric Key format');
   }
   if (payload.has(Tag.KeyWrappingSpecification)) {
     throw new KmipError(ResultReason.FeatureNotSupported, 'Key Wrapping Specification is not supported');
@@ -28,11 +34,21 @@ export const get: OperationHandler = async (ctx, payload) => {
   if (alg?.type !== ItemType.Enumeration || len?.type !== ItemType.Integer) {
     throw new KmipError(ResultReason.GeneralFailure, `object ${id} lacks its algorithm or length`);
   }
+  // Sensitive / non-extractable keys never leave in the clear (1.4 §3.44, §3.46).
+  const denied = (v2: ResultReasonValue, why: string) => new KmipError(isV2(ctx.version) ? v2 : ResultReason.PermissionDenied, why);
+  if (flag(obj, 'Sensitive') === true) throw denied(ResultReason.Sensitive, `object ${id} is Sensitive`);
+  if (flag(obj, 'Extractable') === false) throw denied(ResultReason.NotExtractable, `object ${id} is not Extractable`);
+  const kept = single(obj.attributes, 'Key Format Type')?.value;
+  const format = asked ?? (kept?.type === ItemType.Enumeration ? kept.value : KeyFormatType.Raw);
   const material = await ctx.keys.unwrapKey(id, obj.wrapped);
   ctx.secrets.push(material);
+  // Fresh: true until the key has been served once (1.4 §3.34).
+  if (flag(obj, 'Fresh') === true) {
+    await ctx.store.update(id, { replace: new Map([['Fresh', [{ name: 'Fresh', index: 0, value: boolean(Tag.AttributeValue, false) }]]]) });
+  }
   return [
     enumeration(Tag.ObjectType, obj.objectType),
     textString(Tag.UniqueIdentifier, id),
-    encodeSymmetricKey(material, alg.value, len.value),
+    encodeSymmetricKey(material, alg.value, len.value, format),
   ];
 };

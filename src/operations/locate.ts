@@ -1,5 +1,5 @@
-// Locate (1.x §4.9 / 2.x §6.1.27): objects whose attributes equal every given one, in creation
-// order, after Offset Items, at most Maximum Items. Matching is an indexed equality lookup on the
+// Locate (1.x §4.9 / 2.x §6.1.27): objects whose attributes equal every given one, newest first
+// (as the OASIS TC-OFFSET cases expect), after Offset Items, at most Maximum Items. Matching is an indexed equality lookup on the
 // encoded attribute value (see store). Located Items exists from 1.3 on.
 import { integer, textString } from '../ttlv/build.js';
 import type { TtlvItem } from '../ttlv/types.js';
@@ -17,6 +17,25 @@ function enumValue(a: Attribute): number {
   return a.value.value;
 }
 
+/**
+ * Two instances of the same date attribute select a range (1.4 §4.9: "... the two values are
+ * the bounds"), inclusive, whichever order they come in. Other attributes match exactly.
+ */
+function dateRanges(matches: readonly AttributeMatch[]): AttributeMatch[] {
+  const out: AttributeMatch[] = [];
+  for (const m of matches) {
+    const same = matches.filter((x) => x.name === m.name);
+    if (same.length !== 2 || m.value.type !== ItemType.DateTime || same[1]!.value.type !== ItemType.DateTime) {
+      out.push(m);
+      continue;
+    }
+    if (m !== same[0]) continue;
+    const [a, b] = [same[0]!.value, same[1]!.value] as { value: bigint }[];
+    out.push(a!.value <= b!.value ? { name: m.name, value: same[0]!.value, upTo: same[1]!.value } : { name: m.name, value: same[1]!.value, upTo: same[0]!.value });
+  }
+  return out;
+}
+
 export const locate: OperationHandler = async (ctx, payload) => {
   const attrs = isV2(ctx.version)
     ? parseAttributes2(payload.struct(Tag.Attributes))
@@ -30,6 +49,7 @@ export const locate: OperationHandler = async (ctx, payload) => {
     else if (a.name === 'State') states.push(enumValue(a));
     else matches.push({ name: a.name, value: a.value });
   }
+  const ranged = dateRanges(matches);
   const maxItems = payload.integer(Tag.MaximumItems);
   const offset = payload.integer(Tag.OffsetItems) ?? 0;
   if ((maxItems !== undefined && maxItems < 0) || offset < 0) {
@@ -42,11 +62,13 @@ export const locate: OperationHandler = async (ctx, payload) => {
   const result = await ctx.store.locate({
     objectType,
     states: states.length ? states : undefined,
-    matches,
+    matches: ranged,
     includeDestroyed: wantsDestroyed,
     maxItems,
     offset,
   });
+  // A Locate that finds exactly one object names it for the next item of the batch.
+  if (result.ids.length === 1) ctx.idPlaceholder = result.ids[0];
   const out: TtlvItem[] = [];
   if (compareVersions(ctx.version, { major: 1, minor: 3 }) >= 0) out.push(integer(Tag.LocatedItems, result.total));
   for (const id of result.ids) out.push(textString(Tag.UniqueIdentifier, id));

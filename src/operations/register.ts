@@ -1,6 +1,6 @@
 // Register (1.x §4.3 / 2.x §6.1.40) of a client-supplied AES key: the HSM wraps it at once and the
 // plaintext copy is zeroed; only the wrapped form is stored.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { enumeration, integer, textString } from '../ttlv/build.js';
 import { ObjectType, ResultReason, Tag } from '../kmip/registry/generated.js';
 import { KmipError } from '../kmip/errors.js';
@@ -10,7 +10,8 @@ import { assertNamesUnique } from './name-uniqueness.js';
 import { clientAttributes, single } from './object-attributes.js';
 import { requireSymmetricKeyType } from './common.js';
 import { parseSymmetricKey } from './symmetric-key.js';
-import { aesParameters, lifecycleAttributes } from './create.js';
+import { aesParameters } from './create.js';
+import { serverAttributes } from './new-object-attributes.js';
 
 export const register: OperationHandler = async (ctx, payload) => {
   requireSymmetricKeyType(payload.requiredEnumeration(Tag.ObjectType));
@@ -31,9 +32,10 @@ export const register: OperationHandler = async (ctx, payload) => {
   await assertNamesUnique(ctx, attrs);
   const id = randomUUID();
   ctx.objectId = id;
+  const digest = createHash('sha256').update(key.material).digest();
   const wrapped = await ctx.keys.wrapPlaintextKey(id, key.material);
   key.material.fill(0);
-  const { state, attrs: serverAttrs } = lifecycleAttributes(attrs);
+  const { state, attrs: serverAttrs } = serverAttributes({ id, clientAttrs: attrs, keyFormat: key.format, digest });
   await ctx.store.insert({ id, objectType: ObjectType.SymmetricKey, state, wrapped, attributes: [...attrs, ...serverAttrs] });
   ctx.idPlaceholder = id;
   return [textString(Tag.UniqueIdentifier, id)];

@@ -9,6 +9,7 @@ import { adjustAttribute } from './adjust-attribute.js';
 import { check } from './check.js';
 import { deleteAttribute } from './delete-attribute.js';
 import { getUsageAllocation } from './get-usage-allocation.js';
+import { interop, log } from './interop.js';
 import { modifyAttribute } from './modify-attribute.js';
 import { obtainLease } from './obtain-lease.js';
 import { rekey } from './rekey.js';
@@ -45,6 +46,8 @@ const HANDLERS = new Map<number, OperationHandler>([
   [Operation.Check, check],
   [Operation.GetUsageAllocation, getUsageAllocation],
   [Operation.ObtainLease, obtainLease],
+  [Operation.Interop, interop],
+  [Operation.Log, log],
 ]);
 
 const OPERATION_INFO = ENUM_INFO.get('Operation')!.values;

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { enumeration, structure, textString } from '../ttlv/build.js';
 import { ItemType } from '../ttlv/types.js';
-import { LinkType, ObjectType, ResultReason, State, Tag } from '../kmip/registry/generated.js';
+import { KeyFormatType, LinkType, ObjectType, ResultReason, State, Tag } from '../kmip/registry/generated.js';
 import { KmipError } from '../kmip/errors.js';
 import { isV2 } from '../kmip/version.js';
 import type { Attribute } from '../kmip/attributes.js';
@@ -13,6 +13,7 @@ import type { OperationHandler } from './context.js';
 import { dateAttribute, isDestroyed, loadObject, nowSeconds, stateName, targetId, wrongState } from './common.js';
 import { clientAttributes, single } from './object-attributes.js';
 import { aesParameters } from './create.js';
+import { serverAttributes } from './new-object-attributes.js';
 import { attributeDefinition } from '../kmip/attribute-definitions.js';
 
 const DATES = ['Activation Date', 'Process Start Date', 'Protect Stop Date', 'Deactivation Date'];
@@ -58,19 +59,13 @@ export const rekey: OperationHandler = async (ctx, payload) => {
   const newId = randomUUID();
   ctx.objectId = newId;
   const wrapped = await ctx.keys.generateWrappedKey(newId, bits);
-  const activation = single(attrs, 'Activation Date')?.value;
-  const state = activation?.type === ItemType.DateTime && activation.value <= now ? State.Active : State.PreActive;
+  const { state, attrs: serverAttrs } = serverAttributes({ id: newId, clientAttrs: attrs, keyFormat: KeyFormatType.Raw, digest: undefined });
   await ctx.store.insert({
     id: newId,
     objectType: ObjectType.SymmetricKey,
     state,
     wrapped,
-    attributes: [
-      ...attrs,
-      link(LinkType.ReplacedObjectLink, oldId, 0),
-      dateAttribute('Initial Date', now),
-      dateAttribute('Last Change Date', now),
-    ],
+    attributes: [...attrs, link(LinkType.ReplacedObjectLink, oldId, 0), ...serverAttrs],
   });
   const oldLinks = old.attributes.filter((a) => a.name === 'Link' && !(a.value.type === ItemType.Structure && a.value.value.some((c) => c.tag === Tag.LinkType && c.value === LinkType.ReplacementObjectLink)));
   await ctx.store.update(oldId, {

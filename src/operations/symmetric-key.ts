@@ -8,6 +8,8 @@ import { Fields } from '../kmip/fields.js';
 import { KmipError } from '../kmip/errors.js';
 
 export interface SymmetricKeyBlock {
+  /** Raw or Transparent Symmetric Key, as the client sent it. */
+  readonly format: number;
   readonly algorithm: number | undefined;
   readonly lengthBits: number | undefined;
   /** A private copy; the caller zeroes it. */
@@ -34,17 +36,25 @@ export function parseSymmetricKey(item: TtlvItem | undefined): SymmetricKeyBlock
   }
   if (!material || material.length === 0) throw new KmipError(ResultReason.InvalidField, 'Key Material is missing');
   return {
+    format,
     algorithm: block.enumeration(Tag.CryptographicAlgorithm),
     lengthBits: block.integer(Tag.CryptographicLength),
     material: Buffer.from(material),
   };
 }
 
-export function encodeSymmetricKey(material: Uint8Array, algorithm: number, lengthBits: number): TtlvItem {
+/** The key formats we serve a symmetric key in (1.4 §9.1.3.2.3). */
+export const SERVED_FORMATS: ReadonlySet<number> = new Set([KeyFormatType.Raw, KeyFormatType.TransparentSymmetricKey]);
+
+export function encodeSymmetricKey(material: Uint8Array, algorithm: number, lengthBits: number, format: number = KeyFormatType.Raw): TtlvItem {
+  const keyMaterial =
+    format === KeyFormatType.TransparentSymmetricKey
+      ? structure(Tag.KeyMaterial, [byteString(Tag.Key, material)])
+      : byteString(Tag.KeyMaterial, material);
   return structure(Tag.SymmetricKey, [
     structure(Tag.KeyBlock, [
-      enumeration(Tag.KeyFormatType, KeyFormatType.Raw),
-      structure(Tag.KeyValue, [byteString(Tag.KeyMaterial, material)]),
+      enumeration(Tag.KeyFormatType, format),
+      structure(Tag.KeyValue, [keyMaterial]),
       enumeration(Tag.CryptographicAlgorithm, algorithm),
       integer(Tag.CryptographicLength, lengthBits),
     ]),

@@ -176,14 +176,20 @@ export class SqliteStore implements KeyStore {
       where.push(`o.state NOT IN (${DESTROYED_STATES.join(',')})`);
     }
     for (const m of q.matches) {
-      where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value = ?)');
-      params.push(m.name, encodeTtlv(m.value));
+      if (m.upTo === undefined) {
+        where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value = ?)');
+        params.push(m.name, encodeTtlv(m.value));
+      } else {
+        // Encoded values of one non-negative numeric type sort like the numbers (big-endian).
+        where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value BETWEEN ? AND ?)');
+        params.push(m.name, encodeTtlv(m.value), encodeTtlv(m.upTo));
+      }
     }
     const cond = where.length ? `WHERE ${where.join(' AND ')}` : '';
     const total = (this.db.prepare(`SELECT count(*) AS n FROM objects o ${cond}`).get(...params) as { n: number }).n;
     const limit = q.maxItems === undefined ? -1 : q.maxItems;
     const rows = this.db
-      .prepare(`SELECT o.id FROM objects o ${cond} ORDER BY o.seq LIMIT ? OFFSET ?`)
+      .prepare(`SELECT o.id FROM objects o ${cond} ORDER BY o.seq DESC LIMIT ? OFFSET ?`)
       .all(...params, limit, q.offset) as { id: string }[];
     return { ids: rows.map((r) => r.id), total };
   }

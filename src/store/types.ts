@@ -30,6 +30,8 @@ export interface NewObject {
 export interface AttributeMatch {
   readonly name: string;
   readonly value: import('../ttlv/types.js').TtlvItem;
+  /** When present, match values from `value` to `upTo` inclusive (two instances of a date in a Locate). */
+  readonly upTo?: import('../ttlv/types.js').TtlvItem;
 }
 
 export interface LocateQuery {
@@ -42,6 +44,7 @@ export interface LocateQuery {
 }
 
 export interface LocateResult {
+  /** Newest first (the OASIS test cases, e.g. TC-OFFSET-2, expect that order). */
   readonly ids: string[];
   /** Number of matching objects before Offset Items and Maximum Items applied. */
   readonly total: number;

@@ -58,14 +58,14 @@ describe('SqliteStore', () => {
     expect(await store.get('missing')).toBeUndefined();
   });
 
-  it('locates by attribute value, type and state, in creation order, with paging', async () => {
+  it('locates by attribute value, type and state, newest first, with paging', async () => {
     for (let i = 0; i < 5; i++) {
       await store.insert({ id: `k${i}`, objectType: ObjectType.SymmetricKey, state: i % 2 ? State.Active : State.PreActive, wrapped: wrapped(i), attributes: [name(i < 3 ? 'shared' : `own${i}`), len(128)] });
     }
     const base = { objectType: undefined, states: undefined, includeDestroyed: false, maxItems: undefined, offset: 0 };
-    expect(await store.locate({ ...base, matches: [{ name: 'Name', value: name('shared').value }] })).toEqual({ ids: ['k0', 'k1', 'k2'], total: 3 });
-    expect(await store.locate({ ...base, matches: [], states: [State.Active] })).toEqual({ ids: ['k1', 'k3'], total: 2 });
-    expect(await store.locate({ ...base, matches: [len(128)], maxItems: 2, offset: 1 })).toEqual({ ids: ['k1', 'k2'], total: 5 });
+    expect(await store.locate({ ...base, matches: [{ name: 'Name', value: name('shared').value }] })).toEqual({ ids: ['k2', 'k1', 'k0'], total: 3 });
+    expect(await store.locate({ ...base, matches: [], states: [State.Active] })).toEqual({ ids: ['k3', 'k1'], total: 2 });
+    expect(await store.locate({ ...base, matches: [len(128)], maxItems: 2, offset: 1 })).toEqual({ ids: ['k3', 'k2'], total: 5 });
     expect((await store.locate({ ...base, matches: [len(256)] })).total).toBe(0);
   });
 

@@ -1,0 +1,70 @@
+// The attributes the server gives every new key (1.4 §3, 2.1 §4: "initially set by server"), and
+// its initial state. They are stored for all versions; Get Attributes shows each one only to
+// clients whose version defines it (e.g. Fresh from 1.1, Original Creation Date from 1.2,
+// Sensitive/Extractable from 1.4, Short Unique Identifier and Key Format Type from 2.x).
+import { createHash } from 'node:crypto';
+import { boolean, byteString, enumeration, integer, interval, structure } from '../ttlv/build.js';
+import { ItemType } from '../ttlv/types.js';
+import { HashingAlgorithm, KeyFormatType, ProtectionStorageMask, RNGAlgorithm, State, Tag } from '../kmip/registry/generated.js';
+import type { Attribute } from '../kmip/attributes.js';
+import { dateAttribute, nowSeconds } from './common.js';
+import { single } from './object-attributes.js';
+import { LEASE_SECONDS } from './obtain-lease.js';
+
+const value = (name: string, v: Attribute['value']): Attribute => ({ name, index: 0, value: v });
+
+function flag(clientAttrs: readonly Attribute[], name: string, fallback: boolean): boolean {
+  const v = single(clientAttrs, name)?.value;
+  return v?.type === ItemType.Boolean ? v.value : fallback;
+}
+
+/** SHA-256 Digest attribute of Raw key bytes (1.4 §3.17; Key Format Type inside from 1.1 on). */
+export function digestAttribute(sha256: Uint8Array): Attribute {
+  return value(
+    'Digest',
+    structure(Tag.AttributeValue, [
+      enumeration(Tag.HashingAlgorithm, HashingAlgorithm.SHA_256),
+      byteString(Tag.DigestValue, sha256),
+      enumeration(Tag.KeyFormatType, KeyFormatType.Raw),
+    ]),
+  );
+}
+
+export interface NewKey {
+  readonly id: string;
+  readonly clientAttrs: readonly Attribute[];
+  /** Format the key is kept in and served in by default: Raw, or as registered. */
+  readonly keyFormat: number;
+  /** SHA-256 of the Raw key bytes, when known. */
+  readonly digest: Uint8Array | undefined;
+}
+
+export function serverAttributes(k: NewKey): { state: number; attrs: Attribute[] } {
+  const now = nowSeconds();
+  const activation = single(k.clientAttrs, 'Activation Date')?.value;
+  const active = activation?.type === ItemType.DateTime && activation.value <= now;
+  const sensitive = flag(k.clientAttrs, 'Sensitive', false);
+  const extractable = flag(k.clientAttrs, 'Extractable', true);
+  const given = new Set(k.clientAttrs.map((a) => a.name));
+  const attrs: Attribute[] = [
+    dateAttribute('Initial Date', now),
+    dateAttribute('Last Change Date', now),
+    dateAttribute('Original Creation Date', now),
+    value('Lease Time', interval(Tag.AttributeValue, LEASE_SECONDS)),
+    value('Fresh', boolean(Tag.AttributeValue, true)),
+    value('Always Sensitive', boolean(Tag.AttributeValue, sensitive)),
+    value('Never Extractable', boolean(Tag.AttributeValue, !extractable)),
+    value('Key Format Type', enumeration(Tag.AttributeValue, k.keyFormat)),
+    value('Short Unique Identifier', byteString(Tag.AttributeValue, createHash('sha256').update(k.id).digest())),
+    // The key itself is kept in software (the database), wrapped by a key held in the HSM.
+    value('Protection Storage Mask', integer(Tag.AttributeValue, ProtectionStorageMask.Software)),
+  ];
+  if (!given.has('Sensitive')) attrs.push(value('Sensitive', boolean(Tag.AttributeValue, false)));
+  if (!given.has('Extractable')) attrs.push(value('Extractable', boolean(Tag.AttributeValue, true)));
+  // The HSM's generator is not described to us; say so rather than guess an algorithm.
+  if (!given.has('Random Number Generator')) {
+    attrs.push(value('Random Number Generator', structure(Tag.AttributeValue, [enumeration(Tag.RNGAlgorithm, RNGAlgorithm.Unspecified)])));
+  }
+  if (k.digest) attrs.push(digestAttribute(k.digest));
+  return { state: active ? State.Active : State.PreActive, attrs };
+}
