@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    globalSetup: ['test/global-setup.ts'],
+    globalSetup: ['test/global-setup.ts', 'test/hostile/figures-setup.ts'],
     // Each test file runs in its own process: SoftHSM reads SOFTHSM2_CONF once per process.
     pool: 'forks',
     testTimeout: 60_000,

@@ -1,13 +1,19 @@
 // The kmipd command line: one subcommand per operator task, each with --help.
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { initDataDir } from './init.js';
 import { serve } from './serve.js';
-import { enrollClient } from './client-enroll.js';
+import { enrollClient, registerClientCommands } from './client-commands.js';
+import { registerOperatorCommands } from './operator-commands.js';
+import { CLIENT_ROLES } from '../store/client-registry.js';
 import { DEFAULT_LISTEN } from '../server/config.js';
 import { DEFAULT_ROOT_KEY_LABEL } from '../hsm/index.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+const positiveInt = (v: string): number => {
+  if (!/^[1-9][0-9]*$/.test(v) || !Number.isSafeInteger(Number(v))) throw new InvalidArgumentError('expected a positive integer');
+  return Number(v);
+};
 const dataOption = () => new Option('-d, --data <dir>', 'kmipd data folder').default('./data');
 
 export function buildProgram(): Command {
@@ -48,7 +54,32 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', 'address to serve on (default: from kmipd.json, 127.0.0.1:5696)')
     .option('--tls-compat', 'also offer the RSA key-exchange AES-CBC-SHA256 suites older vCenters negotiate', false)
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-    .action(async (o) => serve({ data: resolve(o.data), listen: o.listen, compatCiphers: o.tlsCompat, logLevel: o.logLevel }));
+    .option('--max-message-size <bytes>', 'largest request accepted (default 262144)', positiveInt)
+    .option('--max-batch-items <n>', 'most batch items in one request (default 256)', positiveInt)
+    .option('--max-attributes <n>', 'most attributes in one batch item (default 256)', positiveInt)
+    .option('--max-connections <n>', 'open connections in total (default 1024)', positiveInt)
+    .option('--max-connections-per-client <n>', 'open connections per client certificate (default 256)', positiveInt)
+    .option('--handshake-timeout <ms>', 'time allowed for the TLS handshake (default 10000)', positiveInt)
+    .option('--idle-timeout <ms>', 'close a connection silent this long (default 300000)', positiveInt)
+    .option('--read-timeout <ms>', 'close a connection that takes longer to send one request (default 30000)', positiveInt)
+    .action(async (o) =>
+      serve({
+        data: resolve(o.data),
+        listen: o.listen,
+        compatCiphers: o.tlsCompat,
+        logLevel: o.logLevel,
+        limits: {
+          maxMessageSize: o.maxMessageSize,
+          maxBatchItems: o.maxBatchItems,
+          maxAttributes: o.maxAttributes,
+          maxConnections: o.maxConnections,
+          maxConnectionsPerClient: o.maxConnectionsPerClient,
+          handshakeTimeoutMs: o.handshakeTimeout,
+          idleTimeoutMs: o.idleTimeout,
+          readTimeoutMs: o.readTimeout,
+        },
+      }),
+    );
 
   const client = program.command('client').description('manage KMIP clients');
   client
@@ -57,8 +88,14 @@ export function buildProgram(): Command {
     .addOption(dataOption())
     .requiredOption('-o, --out <dir>', 'folder to write NAME.crt, NAME.key and ca.crt into')
     .option('--days <n>', 'validity in days', (v) => Number.parseInt(v, 10), 730)
-    .option('--force', 'overwrite an existing NAME.key', false)
-    .action(async (name: string, o) => enrollClient({ name, data: resolve(o.data), out: resolve(o.out), days: o.days, force: o.force }));
+    .option('--force', 'overwrite an existing NAME.key (for an enrolled NAME: issue it another certificate)', false)
+    .option('--tenant <tenant>', "tenant the client belongs to: it sees only this tenant's keys", 'default')
+    .addOption(new Option('--role <role>', 'reader: attributes and Locate; writer: + Get key material; manager: everything').choices(CLIENT_ROLES).default('manager'))
+    .action(async (name: string, o) =>
+      enrollClient({ name, data: resolve(o.data), out: resolve(o.out), days: o.days, force: o.force, tenant: o.tenant, role: o.role }),
+    );
+  registerClientCommands(client);
+  registerOperatorCommands(program);
 
   return program;
 }

@@ -1,10 +1,13 @@
 // `kmipd serve`: run until SIGTERM/SIGINT, then finish in-flight requests and close the store.
 import { pino } from 'pino';
 import { startServer } from '../server/app.js';
+import { failSafeDestination } from '../server/log-destination.js';
+import type { Limits } from '../server/limits.js';
 
-export async function serve(o: { data: string; listen?: string; compatCiphers: boolean; logLevel: string }): Promise<void> {
-  const log = pino({ name: 'kmipd', level: o.logLevel });
-  const running = await startServer(o.data, { ...(o.listen ? { listen: o.listen } : {}), compatCiphers: o.compatCiphers, log });
+export async function serve(o: { data: string; listen?: string; compatCiphers: boolean; logLevel: string; limits?: Partial<Limits> }): Promise<void> {
+  // Synchronous stdout that never throws: see log-destination.ts (a full disk under a redirected stdout).
+  const log = pino({ name: 'kmipd', level: o.logLevel }, failSafeDestination({ fd: 1 }, 4 * 1024 * 1024));
+  const running = await startServer(o.data, { ...(o.listen ? { listen: o.listen } : {}), compatCiphers: o.compatCiphers, log, limits: o.limits ?? {} });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -1,13 +1,18 @@
 // Wires a data folder into a running server: config → HSM session → store → dispatcher → listener.
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import { Hsm, HsmError } from '../hsm/index.js';
+import { Hsm } from '../hsm/index.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { Dispatcher } from '../operations/dispatch.js';
-import { KmipError } from '../kmip/errors.js';
-import { ResultReason } from '../kmip/registry/generated.js';
 import { KmipServer } from './kmip-server.js';
 import { loadConfig, parseListen, readPin, resolveIn } from './config.js';
+import { resolveLimits, type Limits } from './limits.js';
+import { loggingClassifier } from './error-classifier.js';
+import { HsmSupervisor } from './hsm-supervisor.js';
+import { requestScreen } from './request-limits.js';
+import { openAuditLog } from './audit-log.js';
+import { openOperatorState } from './operator-state.js';
+import { withOperatorHolds } from './operator-holds.js';
 import { join } from 'node:path';
 
 export const SERVER_VENDOR = 'kmipd';
@@ -21,47 +26,59 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-/** HSM trouble becomes a KMIP answer, never a crash; the details stay in our log. */
-function classifyError(err: unknown): KmipError | undefined {
-  if (err instanceof HsmError) {
-    return err.code === 'UNWRAP_FAILED'
-      ? new KmipError(ResultReason.CryptographicFailure, 'the stored key could not be unwrapped')
-      : new KmipError(ResultReason.GeneralFailure, 'the HSM is unavailable');
-  }
-  return undefined;
-}
-
-export async function startServer(dataDir: string, overrides: { listen?: string; compatCiphers?: boolean; log?: Logger } = {}): Promise<RunningServer> {
+export async function startServer(
+  dataDir: string,
+  overrides: { listen?: string; compatCiphers?: boolean; log?: Logger; limits?: Partial<Limits> } = {},
+): Promise<RunningServer> {
   const cfg = loadConfig(dataDir);
+  const limits = resolveLimits({ ...cfg.limits, ...overrides.limits }, 'serve');
   const log = overrides.log ?? pino({ name: 'kmipd' });
-  const audit = pino({ name: 'kmipd-audit' }, pino.destination({ dest: join(dataDir, 'audit.log'), mkdir: true, sync: false }));
-  const hsm = await Hsm.open({
-    modulePath: cfg.hsm.module,
-    tokenLabel: cfg.hsm.tokenLabel,
-    pin: readPin(dataDir, cfg.hsm.pin),
-    rootKeyLabel: cfg.hsm.rootKeyLabel,
-    ...(cfg.hsm.softhsmConf ? { env: { SOFTHSM2_CONF: resolveIn(dataDir, cfg.hsm.softhsmConf) } } : {}),
-  });
-  if (!(await hsm.hasRootKey())) {
+  const auditLog = openAuditLog(join(dataDir, 'audit.log'), log);
+  const audit = auditLog.logger;
+  const storePath = resolveIn(dataDir, cfg.store.sqlite);
+  const operator = openOperatorState(storePath, { configuredRootKeyLabel: cfg.hsm.rootKeyLabel, log, audit });
+  // The PIN is read again on every (re)connection, never kept by the server.
+  const openHsm = () =>
+    Hsm.open({
+      modulePath: cfg.hsm.module,
+      tokenLabel: cfg.hsm.tokenLabel,
+      pin: readPin(dataDir, cfg.hsm.pin),
+      rootKeyLabel: cfg.hsm.rootKeyLabel,
+      activeRootKeyLabel: operator.activeRootKeyLabel,
+      ...(cfg.hsm.softhsmConf ? { env: { SOFTHSM2_CONF: resolveIn(dataDir, cfg.hsm.softhsmConf) } } : {}),
+    });
+  const hsm = await openHsm();
+  if (!(await hsm.hasRootKey(operator.activeRootKeyLabel()))) {
     await hsm.close();
-    throw new Error(`root key ${cfg.hsm.rootKeyLabel} not found on token ${cfg.hsm.tokenLabel}: run kmipd init`);
+    operator.close();
+    throw new Error(`root key ${operator.activeRootKeyLabel()} not found on token ${cfg.hsm.tokenLabel}: run kmipd init`);
   }
-  const store = new SqliteStore(resolveIn(dataDir, cfg.store.sqlite));
+  const store = new SqliteStore(storePath);
+  const keys = new HsmSupervisor(hsm, { open: openHsm, log });
   const dispatcher = new Dispatcher(
-    { store, keys: hsm, log, audit, server: { vendor: SERVER_VENDOR, version: SERVER_VERSION }, maxDepth: cfg.limits.maxDepth },
-    classifyError,
+    {
+      store,
+      keys: withOperatorHolds(keys, operator.holds),
+      log,
+      audit,
+      server: { vendor: SERVER_VENDOR, version: SERVER_VERSION },
+      maxDepth: limits.maxDepth,
+      screen: requestScreen(limits),
+    },
+    loggingClassifier(log),
   );
   const { host, port } = parseListen(overrides.listen ?? cfg.listen);
   const server = new KmipServer({
     host,
     port,
-    maxMessageSize: cfg.limits.maxMessageSize,
+    maxMessageSize: limits.maxMessageSize,
+    limits,
     dispatcher,
     log,
+    gate: operator.gate,
     tls: {
       cert: readFileSync(resolveIn(dataDir, cfg.tls.cert), 'utf8'),
       key: readFileSync(resolveIn(dataDir, cfg.tls.key), 'utf8'),
-      ca: readFileSync(resolveIn(dataDir, cfg.tls.clientCa), 'utf8'),
       compatCiphers: overrides.compatCiphers ?? cfg.tls.compatCiphers,
     },
   });
@@ -70,17 +87,21 @@ export async function startServer(dataDir: string, overrides: { listen?: string;
     address = await server.start();
   } catch (err) {
     await store.close();
-    await hsm.close();
+    await keys.close();
+    operator.close();
     throw err;
   }
+  operator.attach(server, { cert: resolveIn(dataDir, cfg.tls.cert), key: resolveIn(dataDir, cfg.tls.key) });
   log.info({ host: address.address, port: address.port }, 'kmipd listening');
   return {
     server,
     address: { host: address.address, port: address.port },
     async stop() {
       await server.stop();
+      operator.close();
       await store.close();
-      await hsm.close();
+      await keys.close();
+      auditLog.close();
       log.info('kmipd stopped');
     },
   };

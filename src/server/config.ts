@@ -2,6 +2,9 @@
 // It never holds a PIN, only where to read one.
 import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
+import { resolveLimits, type Limits } from './limits.js';
+
+export { DEFAULT_LIMITS, type Limits } from './limits.js';
 
 export type PinSource =
   | { readonly kind: 'json-file'; readonly path: string; readonly field: string }
@@ -22,12 +25,11 @@ export interface KmipdConfig {
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string; readonly compatCiphers: boolean };
   readonly pki: { readonly dir: string } | undefined;
   readonly listen: string;
-  readonly limits: { readonly maxMessageSize: number; readonly maxDepth: number };
+  readonly limits: Limits;
 }
 
 export const CONFIG_FILE = 'kmipd.json';
 export const DEFAULT_LISTEN = '127.0.0.1:5696';
-export const DEFAULT_LIMITS = { maxMessageSize: 256 * 1024, maxDepth: 32 } as const;
 
 export function configPath(dataDir: string): string {
   return join(dataDir, CONFIG_FILE);
@@ -42,7 +44,8 @@ export function loadConfig(dataDir: string): KmipdConfig {
   if (!existsSync(path)) throw new Error(`${path} not found: run \`kmipd init --data ${dataDir}\` first`);
   const cfg = JSON.parse(readFileSync(path, 'utf8')) as KmipdConfig;
   if (cfg.version !== 1) throw new Error(`${path}: unsupported config version ${String(cfg.version)}`);
-  return { ...cfg, limits: { ...DEFAULT_LIMITS, ...cfg.limits } };
+  // Limits missing from an older kmipd.json take their defaults.
+  return { ...cfg, limits: resolveLimits(cfg.limits as Partial<Limits> | undefined, `${path}: limits`) };
 }
 
 export function saveConfig(dataDir: string, cfg: KmipdConfig): void {

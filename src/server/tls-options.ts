@@ -1,4 +1,5 @@
-// TLS policy: mutual TLS, 1.2 and 1.3 only, forward-secret AEAD suites for 1.2 by default.
+// TLS policy: mutual TLS (client certificates checked in client-trust.ts), 1.2 and 1.3 only,
+// forward-secret AEAD suites for 1.2 by default.
 import type { TlsOptions } from 'node:tls';
 
 /** TLS 1.2 suites offered by default: ECDHE key exchange with AES-GCM. */
@@ -17,8 +18,6 @@ const TLS13_CIPHERS = ['TLS_AES_256_GCM_SHA384', 'TLS_AES_128_GCM_SHA256', 'TLS_
 export interface TlsMaterial {
   readonly cert: string;
   readonly key: string;
-  /** CA certificates whose issued client certificates are accepted. */
-  readonly ca: string;
   readonly compatCiphers: boolean;
 }
 
@@ -27,9 +26,11 @@ export function tlsServerOptions(m: TlsMaterial): TlsOptions {
   return {
     cert: m.cert,
     key: m.key,
-    ca: m.ca,
+    // A client certificate is required, but judged by ClientTrust against the client registry right
+    // after the handshake (pinned self-signed vCenter certificates, external CAs, revocation), not
+    // by OpenSSL: no CA list is sent, so a client offers whatever certificate it has.
     requestCert: true,
-    rejectUnauthorized: true,
+    rejectUnauthorized: false,
     minVersion: 'TLSv1.2',
     maxVersion: 'TLSv1.3',
     ciphers: ciphers.join(':'),

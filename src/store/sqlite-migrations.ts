@@ -23,4 +23,57 @@ export const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (object_seq, name, idx)
    ) STRICT, WITHOUT ROWID;
    CREATE INDEX attributes_by_value ON attributes (name, value, object_seq);`,
+  // 2: operator state shared by every node: enrolled clients and how their certificates are
+  // trusted, root key versions (which one wraps new keys), and keys the operator revoked.
+  `CREATE TABLE clients (
+     name TEXT PRIMARY KEY,
+     tenant TEXT NOT NULL,
+     role TEXT NOT NULL CHECK (role IN ('reader', 'writer', 'manager')),
+     created_at INTEGER NOT NULL,
+     revoked_at INTEGER,
+     revocation_reason TEXT,
+     last_seen_at INTEGER,
+     last_seen_fingerprint TEXT
+   ) STRICT;
+   -- issued / pinned: the exact certificate (fingerprint of the leaf). ca: any certificate issued
+   -- under this CA certificate, optionally only for one subject.
+   CREATE TABLE client_credentials (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     client_name TEXT NOT NULL REFERENCES clients (name),
+     kind TEXT NOT NULL CHECK (kind IN ('issued', 'pinned', 'ca')),
+     fingerprint TEXT NOT NULL CHECK (length(fingerprint) = 64),
+     certificate TEXT NOT NULL,
+     subject TEXT CHECK (subject IS NULL OR kind = 'ca'),
+     serial TEXT NOT NULL,
+     not_after INTEGER NOT NULL,
+     added_at INTEGER NOT NULL,
+     revoked_at INTEGER
+   ) STRICT;
+   -- A certificate identifies one client, forever (a revoked one cannot come back under a new name).
+   CREATE UNIQUE INDEX client_credentials_leaf ON client_credentials (fingerprint) WHERE kind <> 'ca';
+   CREATE UNIQUE INDEX client_credentials_ca ON client_credentials (fingerprint, ifnull(subject, ''))
+     WHERE kind = 'ca' AND revoked_at IS NULL;
+   CREATE INDEX client_credentials_by_client ON client_credentials (client_name);
+   CREATE TABLE root_keys (
+     version INTEGER PRIMARY KEY,
+     label TEXT NOT NULL UNIQUE,
+     state TEXT NOT NULL CHECK (state IN ('active', 'retiring', 'retired')),
+     created_at INTEGER NOT NULL,
+     retired_at INTEGER
+   ) STRICT;
+   CREATE UNIQUE INDEX root_keys_one_active ON root_keys (state) WHERE state = 'active';
+   CREATE INDEX objects_by_root_key ON objects (root_key_label, seq) WHERE wrapped_key IS NOT NULL;
+   -- Last line of defence for rotation: nothing may be (re)wrapped under a retired root key.
+   CREATE TRIGGER objects_insert_not_retired BEFORE INSERT ON objects
+     WHEN NEW.wrapped_key IS NOT NULL AND NEW.root_key_label IN (SELECT label FROM root_keys WHERE state = 'retired')
+     BEGIN SELECT RAISE(ABORT, 'root key is retired'); END;
+   CREATE TRIGGER objects_update_not_retired BEFORE UPDATE OF root_key_label, wrapped_key ON objects
+     WHEN NEW.wrapped_key IS NOT NULL AND NEW.root_key_label IN (SELECT label FROM root_keys WHERE state = 'retired')
+     BEGIN SELECT RAISE(ABORT, 'root key is retired'); END;
+   CREATE TABLE key_holds (
+     object_id TEXT PRIMARY KEY REFERENCES objects (id) ON DELETE CASCADE,
+     held_at INTEGER NOT NULL,
+     reason TEXT NOT NULL,
+     message TEXT
+   ) STRICT;`,
 ];

@@ -1,0 +1,144 @@
+// Keeps the server connected to its HSM. The Hsm class already reopens a lost session once; what
+// it cannot survive is the module itself losing the token (token removed or unreadable, module
+// wedged): SoftHSM, for one, does not see a token directory again once it has vanished, until the
+// module is finalised and initialised anew. So on such a failure we close the Hsm (the last user
+// C_Finalizes the module), open a fresh one and retry the operation once. While the HSM stays
+// away, requests fail fast with the last error and a new attempt is made at most once per interval.
+import type { Logger } from 'pino';
+import { HsmError, toHsmError, type AesKeyLength, type Hsm, type HsmErrorCode, type WrappedKey } from '../hsm/index.js';
+import type { KeyProtector } from '../operations/context.js';
+import type { WrappedKeyRecord } from '../store/types.js';
+
+/** Failures of the HSM connection rather than of the request: worth a reconnect. */
+const RECONNECT_CODES: ReadonlySet<HsmErrorCode> = new Set<HsmErrorCode>([
+  'TOKEN_NOT_FOUND',
+  'ROOT_KEY_NOT_FOUND',
+  'SESSION_LOST',
+  'MODULE_ERROR',
+  'LOGIN_FAILED',
+  'CLOSED',
+]);
+
+export const DEFAULT_HSM_RETRY_INTERVAL_MS = 1000;
+
+export interface HsmSupervisorOptions {
+  /** Opens and logs in to the HSM; reads the PIN afresh each time, so the supervisor never holds it. */
+  readonly open: () => Promise<Hsm>;
+  readonly log: Logger;
+  /** Least time between two reconnection attempts. */
+  readonly retryIntervalMs?: number;
+}
+
+function needsReconnect(e: unknown): e is HsmError {
+  return e instanceof HsmError && RECONNECT_CODES.has(e.code);
+}
+
+export class HsmSupervisor implements KeyProtector {
+  private hsm: Hsm | undefined;
+  private reconnecting: Promise<Hsm> | undefined;
+  /** When the last reconnection was started, and why the last one failed (if it did). */
+  private lastAttemptAt = Number.NEGATIVE_INFINITY;
+  private lastFailure: HsmError | undefined;
+  private closed = false;
+  private readonly retryIntervalMs: number;
+
+  constructor(
+    first: Hsm,
+    private readonly opts: HsmSupervisorOptions,
+  ) {
+    this.hsm = first;
+    this.retryIntervalMs = opts.retryIntervalMs ?? DEFAULT_HSM_RETRY_INTERVAL_MS;
+  }
+
+  generateWrappedKey(objectId: string, bits: AesKeyLength): Promise<WrappedKey> {
+    return this.run((h) => h.generateWrappedKey(objectId, bits));
+  }
+
+  wrapPlaintextKey(objectId: string, key: Uint8Array): Promise<WrappedKey> {
+    return this.run((h) => h.wrapPlaintextKey(objectId, key));
+  }
+
+  unwrapKey(objectId: string, wrapped: WrappedKeyRecord): Promise<Buffer> {
+    return this.run((h) => h.unwrapKey(objectId, wrapped));
+  }
+
+  /** Whether the server currently holds a working HSM connection (for logs and health checks). */
+  get connected(): boolean {
+    return this.hsm !== undefined;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.reconnecting?.catch(() => undefined);
+    const h = this.hsm;
+    this.hsm = undefined;
+    await h?.close();
+  }
+
+  private async run<T>(op: (h: Hsm) => Promise<T>): Promise<T> {
+    const h = await this.current();
+    try {
+      return await op(h);
+    } catch (e) {
+      if (!needsReconnect(e) || this.closed) throw e;
+      if (!this.reconnecting && this.hsm === h && !this.mayAttempt()) throw e;
+      this.opts.log.error({ code: e.code, pkcs11Code: e.pkcs11Code }, 'HSM failure; reconnecting');
+      let fresh: Hsm;
+      try {
+        fresh = await this.reconnect(h);
+      } catch {
+        throw e; // the client hears about the failure it met, not about our attempt to recover
+      }
+      return op(fresh);
+    }
+  }
+
+  /** The open Hsm, one being opened, or a new attempt when the last failure is old enough. */
+  private current(): Promise<Hsm> {
+    if (this.closed) return Promise.reject(new HsmError('CLOSED', 'the server is stopping'));
+    if (this.hsm) return Promise.resolve(this.hsm);
+    if (this.reconnecting) return this.reconnecting;
+    if (!this.mayAttempt()) {
+      return Promise.reject(this.lastFailure ?? new HsmError('MODULE_ERROR', 'the HSM is unavailable'));
+    }
+    return this.reconnect(undefined);
+  }
+
+  private mayAttempt(): boolean {
+    return performance.now() - this.lastAttemptAt >= this.retryIntervalMs;
+  }
+
+  /** Replace `broken` by a fresh Hsm; concurrent callers share one attempt. */
+  private reconnect(broken: Hsm | undefined): Promise<Hsm> {
+    if (this.reconnecting) return this.reconnecting;
+    if (this.hsm && this.hsm !== broken) return Promise.resolve(this.hsm); // someone else already did it
+    this.hsm = undefined;
+    this.lastAttemptAt = performance.now();
+    const attempt = (async () => {
+      // Close first: the module is only finalised (and rescans its tokens) when its last user leaves.
+      if (broken) await broken.close().catch(() => undefined);
+      try {
+        const h = await this.opts.open();
+        if (this.closed) {
+          await h.close();
+          throw new HsmError('CLOSED', 'the server is stopping');
+        }
+        this.hsm = h;
+        if (this.lastFailure) this.opts.log.warn('HSM reconnected');
+        else this.opts.log.info('HSM session re-established');
+        this.lastFailure = undefined;
+        return h;
+      } catch (e) {
+        const err = toHsmError(e, 'MODULE_ERROR', 'cannot reconnect to the HSM');
+        this.lastFailure = err;
+        this.opts.log.error({ code: err.code, pkcs11Code: err.pkcs11Code }, 'HSM still unavailable');
+        throw err;
+      }
+    })();
+    const tracked: Promise<Hsm> = attempt.finally(() => {
+      if (this.reconnecting === tracked) this.reconnecting = undefined;
+    });
+    this.reconnecting = tracked;
+    return tracked;
+  }
+}
