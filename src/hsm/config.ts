@@ -8,8 +8,13 @@ export interface HsmConfig {
   tokenLabel: string;
   /** User PIN. Never logged, never put into error messages. */
   pin: string;
-  /** CKA_LABEL of the CRK used for new wraps. */
+  /** CKA_LABEL of the CRK used for new wraps (unless activeRootKeyLabel says otherwise). */
   rootKeyLabel: string;
+  /**
+   * Root key rotation: asked before every new wrap for the CRK to use, so that all nodes follow the
+   * version recorded in the store without a restart. Undefined means rootKeyLabel.
+   */
+  activeRootKeyLabel?: () => string | undefined;
   /**
    * Environment variables set on process.env before C_Initialize (e.g. SOFTHSM2_CONF).
    * Modules read these only at C_Initialize, so all Hsm instances of one module that are open
@@ -32,6 +37,7 @@ export function validateHsmConfig(config: HsmConfig): void {
   if (Buffer.byteLength(config.tokenLabel, 'utf8') > MAX_PKCS11_LABEL_BYTES) bad('tokenLabel is longer than 32 bytes');
   if (typeof config.pin !== 'string' || config.pin.length === 0) bad('pin is required');
   if (typeof config.rootKeyLabel !== 'string' || config.rootKeyLabel.length === 0) bad('rootKeyLabel is required');
+  if (config.activeRootKeyLabel !== undefined && typeof config.activeRootKeyLabel !== 'function') bad('activeRootKeyLabel must be a function');
   if (config.env !== undefined) {
     if (config.env === null || typeof config.env !== 'object') bad('env must be an object');
     for (const [k, v] of Object.entries(config.env)) {

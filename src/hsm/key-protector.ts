@@ -186,6 +186,46 @@ function validateObjectId(objectId: unknown): asserts objectId is string {
   }
 }
 
+/** Which root key a new wrap uses: the caller's choice (rotation), else the configured one. */
+export interface WrapOptions {
+  readonly rootKeyLabel?: string | undefined;
+}
+
+function wrapLabel(opts: WrapOptions, fallback: string): string {
+  const label = opts.rootKeyLabel ?? fallback;
+  if (typeof label !== 'string' || label.length === 0) throw new HsmError('INVALID_ARGUMENT', 'root key label must be a non-empty string');
+  return label;
+}
+
+/** Checks a stored wrapped key's shape; returns our own copy of the blob (the caller may reuse theirs). */
+function validatedBlob(wrapped: WrappedKey): Buffer {
+  if (wrapped === null || typeof wrapped !== 'object') throw new HsmError('INVALID_ARGUMENT', 'wrapped key is required');
+  if (wrapped.mechanism !== KEK_WRAP_MECHANISM) {
+    throw new HsmError('INVALID_ARGUMENT', `unsupported wrapping mechanism "${String(wrapped.mechanism)}"`);
+  }
+  if (typeof wrapped.rootKeyLabel !== 'string' || wrapped.rootKeyLabel.length === 0) {
+    throw new HsmError('INVALID_ARGUMENT', 'wrapped key has no root key label');
+  }
+  if (!(wrapped.blob instanceof Uint8Array)) throw new HsmError('INVALID_ARGUMENT', 'wrapped key blob must be bytes');
+  const blob = Buffer.from(wrapped.blob);
+  if (blob.length < MIN_BLOB || blob.length > MAX_BLOB || blob.length % 8 !== 0) {
+    throw new HsmError('UNWRAP_FAILED', 'wrapped key has an invalid length');
+  }
+  return blob;
+}
+
+/** Classifies a C_UnwrapKey failure: session trouble is rethrown for withSession to retry. */
+function unwrapError(e: unknown): unknown {
+  const ckr = pkcs11CodeOf(e);
+  if (ckr !== undefined && (SESSION_LOST_CODES.has(ckr) || STALE_HANDLE_CODES.has(ckr))) return e;
+  if (ckr !== undefined && UNWRAP_MODULE_CODES.has(ckr)) {
+    return toHsmError(e, 'MODULE_ERROR', 'the HSM cannot unwrap', 'C_UnwrapKey');
+  }
+  // SoftHSM reports a failed RFC 5649 integrity check as CKR_GENERAL_ERROR; other HSMs
+  // use CKR_WRAPPED_KEY_INVALID / CKR_ENCRYPTED_DATA_INVALID.
+  return toHsmError(e, 'UNWRAP_FAILED', 'wrapped key does not belong to this object or is corrupt', 'C_UnwrapKey');
+}
+
 function readBool(v: Buffer | undefined): boolean | undefined {
   return v && v.length > 0 ? v[0] !== 0 : undefined;
 }
@@ -217,6 +257,7 @@ export class Hsm {
       modulePath: config.modulePath,
       tokenLabel: config.tokenLabel,
       rootKeyLabel: config.rootKeyLabel,
+      activeRootKeyLabel: config.activeRootKeyLabel,
       env: config.env ? { ...config.env } : undefined,
     });
     pins.set(this, config.pin);
@@ -279,13 +320,13 @@ export class Hsm {
   }
 
   /** Generates an AES KEK inside the HSM and returns it wrapped for objectId. No plaintext leaves the HSM. */
-  async generateWrappedKey(objectId: string, bits: AesKeyLength): Promise<WrappedKey> {
+  async generateWrappedKey(objectId: string, bits: AesKeyLength, opts: WrapOptions = {}): Promise<WrappedKey> {
     this.assertOpen();
     validateObjectId(objectId);
     if (bits !== 128 && bits !== 192 && bits !== 256) {
       throw new HsmError('INVALID_ARGUMENT', 'AES key length must be 128, 192 or 256 bits');
     }
-    const label = this.config.rootKeyLabel;
+    const label = wrapLabel(opts, this.config.activeRootKeyLabel?.() ?? this.config.rootKeyLabel);
     return this.queue.run(() =>
       this.withSession('generateWrappedKey', (s) => {
         const crk = this.rootKey(s, label);
@@ -310,13 +351,13 @@ export class Hsm {
    * HSM as a short-lived session object; this method zeroes its own copy, the caller owns `key`
    * and must zero it.
    */
-  async wrapPlaintextKey(objectId: string, key: Uint8Array): Promise<WrappedKey> {
+  async wrapPlaintextKey(objectId: string, key: Uint8Array, opts: WrapOptions = {}): Promise<WrappedKey> {
     this.assertOpen();
     validateObjectId(objectId);
     if (!(key instanceof Uint8Array) || !AES_KEY_BYTES.has(key.length)) {
       throw new HsmError('INVALID_ARGUMENT', 'AES key must be 16, 24 or 32 bytes');
     }
-    const label = this.config.rootKeyLabel;
+    const label = wrapLabel(opts, this.config.activeRootKeyLabel?.() ?? this.config.rootKeyLabel);
     return this.queue.run(() =>
       this.withSession('wrapPlaintextKey', (s) => {
         const crk = this.rootKey(s, label);
@@ -348,18 +389,7 @@ export class Hsm {
   async unwrapKey(objectId: string, wrapped: WrappedKey): Promise<Buffer> {
     this.assertOpen();
     validateObjectId(objectId);
-    if (wrapped === null || typeof wrapped !== 'object') throw new HsmError('INVALID_ARGUMENT', 'wrapped key is required');
-    if (wrapped.mechanism !== KEK_WRAP_MECHANISM) {
-      throw new HsmError('INVALID_ARGUMENT', `unsupported wrapping mechanism "${String(wrapped.mechanism)}"`);
-    }
-    if (typeof wrapped.rootKeyLabel !== 'string' || wrapped.rootKeyLabel.length === 0) {
-      throw new HsmError('INVALID_ARGUMENT', 'wrapped key has no root key label');
-    }
-    if (!(wrapped.blob instanceof Uint8Array)) throw new HsmError('INVALID_ARGUMENT', 'wrapped key blob must be bytes');
-    const blob = Buffer.from(wrapped.blob); // our own copy: the caller may reuse theirs meanwhile
-    if (blob.length < MIN_BLOB || blob.length > MAX_BLOB || blob.length % 8 !== 0) {
-      throw new HsmError('UNWRAP_FAILED', 'wrapped key has an invalid length');
-    }
+    const blob = validatedBlob(wrapped);
     const label = wrapped.rootKeyLabel;
     return this.queue.run(() =>
       this.withSession('unwrapKey', (s) => {
@@ -370,14 +400,7 @@ export class Hsm {
           try {
             kek = this.p11.C_UnwrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, blob, readableKekTemplate());
           } catch (e) {
-            const ckr = pkcs11CodeOf(e);
-            if (ckr !== undefined && (SESSION_LOST_CODES.has(ckr) || STALE_HANDLE_CODES.has(ckr))) throw e;
-            if (ckr !== undefined && UNWRAP_MODULE_CODES.has(ckr)) {
-              throw toHsmError(e, 'MODULE_ERROR', 'the HSM cannot unwrap', 'C_UnwrapKey');
-            }
-            // SoftHSM reports a failed RFC 5649 integrity check as CKR_GENERAL_ERROR; other HSMs
-            // use CKR_WRAPPED_KEY_INVALID / CKR_ENCRYPTED_DATA_INVALID.
-            throw toHsmError(e, 'UNWRAP_FAILED', 'wrapped key does not belong to this object or is corrupt', 'C_UnwrapKey');
+            throw unwrapError(e);
           }
           try {
             const [attr] = this.p11.C_GetAttributeValue(s, kek, [{ type: C.CKA_VALUE }]);
@@ -395,6 +418,40 @@ export class Hsm {
           }
         } finally {
           this.destroyQuietly(s, kw);
+        }
+      }),
+    );
+  }
+
+  /**
+   * Re-wraps a KEK for root key rotation, entirely inside the HSM: the blob is unwrapped under the
+   * key derived from its own root key into a sensitive session object (its value cannot be read,
+   * only wrapped again), then wrapped under the key derived from `newRootKeyLabel` for the same
+   * object id. No plaintext reaches this process. Throws HsmError('UNWRAP_FAILED') like unwrapKey.
+   */
+  async rewrapKey(objectId: string, wrapped: WrappedKey, newRootKeyLabel: string): Promise<WrappedKey> {
+    this.assertOpen();
+    validateObjectId(objectId);
+    const blob = validatedBlob(wrapped);
+    const newLabel = wrapLabel({ rootKeyLabel: newRootKeyLabel }, newRootKeyLabel);
+    const oldLabel = wrapped.rootKeyLabel;
+    return this.queue.run(() =>
+      this.withSession('rewrapKey', (s) => {
+        const oldCrk = this.rootKey(s, oldLabel);
+        const newCrk = this.rootKey(s, newLabel);
+        const kw = this.deriveWrappingKey(s, oldCrk, objectId, 'unwrap');
+        let kek: Handle;
+        try {
+          kek = this.p11.C_UnwrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, blob, transientKekTemplate());
+        } catch (e) {
+          throw unwrapError(e);
+        } finally {
+          this.destroyQuietly(s, kw);
+        }
+        try {
+          return this.wrapForObject(s, newCrk, newLabel, objectId, kek);
+        } finally {
+          this.destroyQuietly(s, kek);
         }
       }),
     );

@@ -5,6 +5,7 @@ import type { TtlvItem } from '../ttlv/types.js';
 import type { Fields } from '../kmip/fields.js';
 import type { ProtocolVersion } from '../kmip/version.js';
 import type { KeyStore, WrappedKeyRecord } from '../store/types.js';
+import type { ClientRole } from '../store/client-registry.js';
 
 /** The HSM seen from the operations: it wraps and unwraps, and never hands out the root key. */
 export interface KeyProtector {
@@ -14,8 +15,15 @@ export interface KeyProtector {
   unwrapKey(objectId: string, wrapped: WrappedKeyRecord): Promise<Buffer>;
 }
 
-/** Who is asking: the verified TLS client certificate is the identity, never the address. */
+/**
+ * Who is asking: the enrolled client whose certificate the TLS layer verified against the client
+ * registry (never the address). Tenant and role come from the registry, not from the certificate.
+ */
 export interface ClientIdentity {
+  /** Registry name of the client (what the operator enrolled it as). */
+  readonly name: string;
+  readonly tenant: string;
+  readonly role: ClientRole;
   readonly commonName: string;
   readonly fingerprintSha256: string;
 }

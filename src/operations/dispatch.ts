@@ -6,11 +6,12 @@ import type { TtlvItem } from '../ttlv/types.js';
 import { BatchErrorContinuationOption, ENUM_INFO, ResultReason, ResultStatus, Tag } from '../kmip/registry/generated.js';
 import { Fields } from '../kmip/fields.js';
 import { KmipError } from '../kmip/errors.js';
-import { buildResponse, failure, parseRequest, peekVersion, type RequestBatchItem, type ResponseBatchItem } from '../kmip/message.js';
+import { buildResponse, failure, parseRequest, peekVersion, type RequestBatchItem, type RequestMessage, type ResponseBatchItem } from '../kmip/message.js';
 import { SUPPORTED_VERSIONS, compareVersions, isSupported, isV2, type ProtocolVersion } from '../kmip/version.js';
 import type { KeyStore } from '../store/types.js';
 import type { ClientIdentity, KeyProtector, OperationContext, ServerInfo } from './context.js';
 import { handlerFor } from './registry.js';
+import { authorize } from './authorization.js';
 import { UndoJournal } from './undo-journal.js';
 
 export interface DispatchDeps {
@@ -20,6 +21,8 @@ export interface DispatchDeps {
   readonly audit: Logger;
   readonly server: ServerInfo;
   readonly maxDepth: number;
+  /** Server limits on a parsed request (batch items, attributes); a refusal answers the whole message. */
+  readonly screen?: (request: RequestMessage) => KmipError | undefined;
 }
 
 export interface DispatchResult {
@@ -84,6 +87,8 @@ export class Dispatcher {
       const reason = isV2(v) ? ResultReason.UnsupportedProtocolVersion : ResultReason.InvalidMessage;
       return this.reject(v, new KmipError(reason, `protocol version ${version.major}.${version.minor} is not supported`), false);
     }
+    const refused = this.deps.screen?.(request);
+    if (refused) return this.reject(version, refused, false);
 
     // With Undo, every change goes through a journal that can reverse it.
     const journal = request.header.continuation === BatchErrorContinuationOption.Undo ? new UndoJournal(this.deps.store) : undefined;
@@ -131,6 +136,7 @@ export class Dispatcher {
     const started = performance.now();
     let result: ResponseBatchItem;
     try {
+      authorize(ctx, item, operationName(item.operation));
       const handler = handlerFor(item.operation, ctx.version);
       if (!handler) throw new KmipError(ResultReason.OperationNotSupported, `operation ${operationName(item.operation)} is not supported`);
       const critical = item.extensions.find((e) => e.critical);
@@ -150,8 +156,10 @@ export class Dispatcher {
       result = failure(item, kmipErr ?? new KmipError(ResultReason.GeneralFailure, 'internal server error'));
     }
     this.deps.audit.info({
-      client: ctx.client.commonName,
+      client: ctx.client.name,
       fingerprint: ctx.client.fingerprintSha256,
+      tenant: ctx.client.tenant,
+      role: ctx.client.role,
       operation: operationName(item.operation),
       object: ctx.objectId,
       result: result.status === ResultStatus.OperationFailed ? 'OperationFailed' : 'Success',

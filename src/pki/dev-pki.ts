@@ -8,7 +8,8 @@ import forge from 'node-forge';
 import { CERT_FILE_MODE, KEY_FILE_MODE, PRIVATE_DIR_MODE, pathExists, writeFileAtomic } from './atomic-file.js';
 import { certificateSummary } from './certificates.js';
 import { PkiError } from './errors.js';
-import { buildCaCertificate, buildLeafCertificate, DAY_MS, generateRsaKey, loadIssuer, subjectAttr, type Issuer } from './issue.js';
+import { buildCaCertificate, buildLeafCertificate, buildLeafCertificateForSpki, DAY_MS, generateRsaKey, loadIssuer, subjectAttr, type Issuer } from './issue.js';
+import { parseCertificateRequest } from './csr.js';
 import { assertValidClientName, ipToBytes, isValidDnsName } from './names.js';
 
 const CA_DAYS = 3650;
@@ -214,4 +215,95 @@ export async function writeClientBundle(
   await writeFileAtomic(certPath, issued.certPem, { mode: CERT_FILE_MODE });
   await writeFileAtomic(caPath, issued.caPem, { mode: CERT_FILE_MODE });
   return { certPath, keyPath, caPath };
+}
+
+export interface SignedCertificate {
+  certPem: string;
+  caPem: string;
+  fingerprintSha256: string;
+  serialHex: string;
+  notAfter: Date;
+  /** e.g. "RSA 2048", "EC P-256". */
+  keyDescription: string;
+  /** The subject the request asked for (not copied into the certificate). */
+  requestedSubject: string;
+}
+
+/**
+ * Sign a client's certificate signing request with the CA in `pkiDir`. The request's signature,
+ * key type and size are checked; nothing but its public key is used: the subject is ours
+ * (O=kmipd clients, CN=NAME) and so are the extensions (clientAuth, digitalSignature, not a CA).
+ */
+export async function signClientCsr(pkiDir: string, name: string, csr: string | Uint8Array, opts: { days?: number } = {}): Promise<SignedCertificate> {
+  assertValidClientName(name);
+  const days = opts.days ?? CLIENT_DAYS;
+  if (!Number.isInteger(days) || days < 1 || days > MAX_CLIENT_DAYS) {
+    throw new PkiError('INVALID_ARGUMENT', `days must be an integer from 1 to ${MAX_CLIENT_DAYS}`);
+  }
+  const request = parseCertificateRequest(csr);
+  const ca = await loadCa(pkiDir);
+  const { pem, serialHex } = buildLeafCertificateForSpki(ca, request.spki, {
+    subject: [subjectAttr('O', 'kmipd clients'), subjectAttr('CN', name)],
+    notAfter: new Date(Date.now() + days * DAY_MS),
+    usage: 'clientAuth',
+  });
+  const x509 = new X509Certificate(pem);
+  // Belt and braces: the certificate verifies under the CA and carries exactly the requested key.
+  if (!x509.verify(new X509Certificate(ca.certPem).publicKey) || !x509.publicKey.equals(request.publicKey)) {
+    throw new PkiError('INVALID_ARGUMENT', 'internal error: the issued certificate does not check out');
+  }
+  const summary = certificateSummary(pem);
+  return {
+    certPem: pem,
+    caPem: ca.certPem,
+    fingerprintSha256: summary.fingerprintSha256,
+    serialHex,
+    notAfter: summary.notAfter,
+    keyDescription: request.keyDescription,
+    requestedSubject: request.subject,
+  };
+}
+
+/** The DNS names and IPs of a certificate's subjectAltName, as Node prints them. */
+function altNamesOf(cert: X509Certificate): { dns: string[]; ips: string[] } {
+  const dns: string[] = [];
+  const ips: string[] = [];
+  for (const part of (cert.subjectAltName ?? '').split(', ')) {
+    if (part.startsWith('DNS:')) dns.push(part.slice(4));
+    else if (part.startsWith('IP Address:')) ips.push(part.slice(11));
+  }
+  return { dns, ips };
+}
+
+/**
+ * Issue a new server key and certificate from the dev CA, with the same names as the current one
+ * unless others are given. The key is written first: a server watching the files only switches
+ * once the pair matches again.
+ */
+export async function rotateServerCertificate(
+  pkiDir: string,
+  opts: InitDevPkiOptions & { days?: number } = {},
+): Promise<{ fingerprintSha256: string; notAfter: Date; dnsNames: string[]; ips: string[] }> {
+  const paths = pkiPaths(pkiDir);
+  const current = altNamesOf(new X509Certificate(await readFile(paths.serverCert, 'utf8')));
+  const names = serverNames({
+    serverDnsNames: opts.serverDnsNames ?? current.dns,
+    serverIps: opts.serverIps ?? current.ips,
+  });
+  const days = opts.days ?? SERVER_DAYS;
+  if (!Number.isInteger(days) || days < 1 || days > 825) throw new PkiError('INVALID_ARGUMENT', 'days must be an integer from 1 to 825');
+  const issuer = await loadCa(pkiDir);
+  const key = await generateRsaKey(2048);
+  const { pem } = buildLeafCertificate(issuer, {
+    publicKey: key.forgePublic,
+    subject: [subjectAttr('O', 'kmipd'), subjectAttr('CN', names.cn)],
+    notAfter: new Date(Date.now() + days * DAY_MS),
+    usage: 'serverAuth',
+    dnsNames: names.dns,
+    ips: names.ips,
+  });
+  await writeFileAtomic(paths.serverKey, key.pkcs8Pem, { mode: KEY_FILE_MODE });
+  await writeFileAtomic(paths.serverCert, pem, { mode: CERT_FILE_MODE });
+  const summary = certificateSummary(pem);
+  return { fingerprintSha256: summary.fingerprintSha256, notAfter: summary.notAfter, dnsNames: names.dns, ips: names.ips };
 }

@@ -1,9 +1,10 @@
-import { generateKeyPair as generateKeyPairCb, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPair as generateKeyPairCb, randomBytes, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 
 import forge from 'node-forge';
 
 import { ipToBytes } from './names.js';
+import { children, readWhole } from './der.js';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 const { pki, asn1 } = forge;
@@ -129,3 +130,52 @@ export function buildLeafCertificate(issuer: Issuer, spec: LeafSpec): { pem: str
 }
 
 export { attr as subjectAttr };
+
+/** RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING value (after the unused-bits octet). */
+function keyIdentifierOf(spkiDer: Uint8Array): string {
+  const [, bits] = children(readWhole(Buffer.from(spkiDer)));
+  if (!bits || bits.tag !== 0x03) throw new Error('malformed SubjectPublicKeyInfo');
+  return createHash('sha1').update(bits.content.subarray(1)).digest().toString('binary');
+}
+
+/**
+ * Like buildLeafCertificate, for any public key given as SubjectPublicKeyInfo DER (forge can only
+ * represent RSA keys): forge lays out the TBSCertificate, the requested key is put in place of the
+ * placeholder, and the CA key signs the result.
+ */
+export function buildLeafCertificateForSpki(issuer: Issuer, spkiDer: Uint8Array, spec: Omit<LeafSpec, 'publicKey'>): { pem: string; serialHex: string } {
+  const spki = asn1.fromDer(Buffer.from(spkiDer).toString('binary'));
+  const caNotAfter = issuer.cert.validity.notAfter;
+  const notAfter = spec.notAfter > caNotAfter ? caNotAfter : spec.notAfter;
+  // Placeholder key so forge can lay the structure out; replaced below and never signed.
+  const cert = baseCert(issuer.cert.publicKey as forge.pki.rsa.PublicKey, notAfter, spec.subject);
+  cert.setIssuer(issuerAttrs(issuer.cert));
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, critical: true },
+    { name: 'extKeyUsage', [spec.usage]: true },
+    { name: 'subjectKeyIdentifier', value: asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, keyIdentifierOf(spkiDer)) },
+    { name: 'authorityKeyIdentifier', keyIdentifier: issuerKeyId(issuer.cert) },
+  ]);
+  cert.siginfo.algorithmOid = pki.oids.sha256WithRSAEncryption!;
+  // getTBSCertificate exists in forge but is missing from its typings.
+  const tbs = (pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
+  const fields = tbs.value as forge.asn1.Asn1[];
+  // version [0], serial, signature, issuer, validity, subject, subjectPublicKeyInfo, …
+  if (fields.length < 7 || fields[6]!.type !== asn1.Type.SEQUENCE) throw new Error('unexpected TBSCertificate layout');
+  fields[6] = spki;
+  const tbsDer = asn1.toDer(tbs).getBytes();
+  const md = forge.md.sha256.create();
+  md.update(tbsDer);
+  const signature = issuer.key.sign(md);
+  const algorithm = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(pki.oids.sha256WithRSAEncryption!).getBytes()),
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, ''),
+  ]);
+  const full = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+    tbs,
+    algorithm,
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, String.fromCharCode(0) + signature),
+  ]);
+  return { pem: forge.pem.encode({ type: 'CERTIFICATE', body: asn1.toDer(full).getBytes() }), serialHex: cert.serialNumber };
+}
