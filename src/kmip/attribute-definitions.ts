@@ -16,9 +16,21 @@ export interface AttributeDefinition {
   readonly type: ItemType;
   readonly multi: boolean;
   readonly mutability: Mutability;
+  /**
+   * First protocol version with this attribute, when its tag is older than the attribute (Key
+   * Format Type is a Key Block field from 1.0 but an attribute only from 2.0). Otherwise the
+   * tag's own versions decide.
+   */
+  readonly sinceMajor?: number;
 }
 
-const def = (name: string, type: ItemType, mutability: Mutability, multi = false): AttributeDefinition => ({ name, type, multi, mutability });
+const def = (name: string, type: ItemType, mutability: Mutability, multi = false, sinceMajor?: number): AttributeDefinition => ({
+  name,
+  type,
+  multi,
+  mutability,
+  ...(sinceMajor !== undefined ? { sinceMajor } : {}),
+});
 const { Structure, Integer, Enumeration, TextString, DateTime, Interval, Boolean, LongInteger } = ItemType;
 
 const DEFINITIONS: readonly AttributeDefinition[] = [
@@ -66,7 +78,7 @@ const DEFINITIONS: readonly AttributeDefinition[] = [
   def('Object Group Member', Enumeration, 'free'),
   def('Key Value Location', Structure, 'free', true),
   def('Usage Limits Count', LongInteger, 'server'),
-  def('Key Format Type', Enumeration, 'server'),
+  def('Key Format Type', Enumeration, 'server', false, 2),
   def('Short Unique Identifier', ItemType.ByteString, 'server'),
   def('Protection Storage Mask', Integer, 'server'),
 ];

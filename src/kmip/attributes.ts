@@ -80,6 +80,8 @@ export function parseAttributes2(attrs: StructureItem | undefined): Attribute[] 
 /** Is this attribute defined at that protocol version (never send a 1.0 client a 1.4 attribute)? */
 export function attributeExistsIn(name: string, version: ProtocolVersion): boolean {
   if (isCustomName(name)) return true;
+  const since = attributeDefinition(name)?.sinceMajor;
+  if (since !== undefined && version.major < since) return false;
   const tag = tagOfAttribute(name);
   const info = tag === undefined ? undefined : TAG_INFO.get(tag);
   return info !== undefined && (info.versions & registryVersionBit(version)) !== 0;

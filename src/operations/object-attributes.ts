@@ -1,6 +1,7 @@
 // Attributes of a stored object as clients see them: the stored ones plus those kept as columns.
 import { enumeration, structure, textString } from '../ttlv/build.js';
-import { Tag } from '../kmip/registry/generated.js';
+import { KeyFormatType, ProtectionStorageMask, RNGAlgorithm, Tag } from '../kmip/registry/generated.js';
+import { ItemType } from '../ttlv/types.js';
 import type { Attribute } from '../kmip/attributes.js';
 import { attributeExistsIn } from '../kmip/attributes.js';
 import { attributeDefinition, isCustomName } from '../kmip/attribute-definitions.js';
@@ -18,6 +19,38 @@ export function allAttributes(obj: StoredObject, version: ProtocolVersion): Attr
     { name: 'State', index: 0, value: enumeration(Tag.AttributeValue, obj.state) },
   ];
   return [...synthesized, ...obj.attributes].filter((a) => attributeExistsIn(a.name, version));
+}
+
+/**
+ * Values the server sets by default and that say nothing beyond that default. A Get Attributes
+ * that names no attribute leaves them out: clients written against older versions (PyKMIP 0.10
+ * among them) fail on attribute names they do not know, and these carry no information. They
+ * are still returned when asked for by name, and listed by Get Attribute List.
+ */
+export function isImpliedDefault(a: Attribute, obj: StoredObject): boolean {
+  const v = a.value;
+  switch (a.name) {
+    case 'Sensitive':
+    case 'Always Sensitive':
+    case 'Never Extractable':
+      return v.type === ItemType.Boolean && !v.value;
+    case 'Extractable':
+      return v.type === ItemType.Boolean && v.value;
+    case 'Key Format Type':
+      return v.type === ItemType.Enumeration && v.value === KeyFormatType.Raw;
+    case 'Short Unique Identifier': // SHA-256 of the Unique Identifier: derived, never chosen
+      return true;
+    case 'Protection Storage Mask': // the same for every key this server holds
+      return v.type === ItemType.Integer && v.value === ProtectionStorageMask.Software;
+    case 'Random Number Generator':
+      return v.type === ItemType.Structure && v.value.length === 1 && v.value[0]!.tag === Tag.RNGAlgorithm && v.value[0]!.value === RNGAlgorithm.Unspecified;
+    case 'Original Creation Date': {
+      const initial = single(obj.attributes, 'Initial Date')?.value;
+      return v.type === ItemType.DateTime && initial?.type === ItemType.DateTime && initial.value === v.value;
+    }
+    default:
+      return false;
+  }
 }
 
 /**

@@ -43,16 +43,18 @@ export function openSqliteDatabase(path: string): Database.Database {
 }
 
 export function migrate(db: Database.Database): number {
-  const current = db.pragma('user_version', { simple: true }) as number;
-  if (current > MIGRATIONS.length) {
-    throw new Error(`database schema version ${current} is newer than this kmipd (${MIGRATIONS.length})`);
-  }
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
+  // One write transaction from reading the version to the last migration: two processes opening a
+  // fresh database at once (CLI and server, two nodes) cannot both apply the same step.
+  db.transaction(() => {
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      throw new Error(`database schema version ${current} is newer than this kmipd (${MIGRATIONS.length})`);
+    }
+    for (let v = current; v < MIGRATIONS.length; v++) {
       db.exec(MIGRATIONS[v]!);
       db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
+    }
+  }).immediate();
   return MIGRATIONS.length;
 }
 
@@ -120,6 +122,8 @@ export class SqliteStore implements KeyStore {
   }
 
   async update(id: string, change: ObjectUpdate): Promise<boolean> {
+    // IMMEDIATE: take the write lock before reading, so a writer in another process (the CLI,
+    // another node) makes us wait (busy_timeout) instead of failing with SQLITE_BUSY_SNAPSHOT.
     return this.db.transaction(() => {
       const row = this.stmts.objectById.get(id) as ObjectRow | undefined;
       if (!row) return false;
@@ -133,7 +137,7 @@ export class SqliteStore implements KeyStore {
         this.stmts.eraseKey.run(row.seq);
       }
       return true;
-    })();
+    }).immediate();
   }
 
   async applyDueTransitions(now: bigint): Promise<void> {
@@ -158,7 +162,7 @@ export class SqliteStore implements KeyStore {
       this.stmts.restoreObject.run(obj.state, w?.rootKeyLabel ?? null, w?.mechanism ?? null, w ? Buffer.from(w.blob) : null, row.seq);
       this.stmts.deleteAllAttributes.run(row.seq);
       this.insertAttributes(row.seq, obj.attributes);
-    })();
+    }).immediate();
   }
 
   async locate(q: LocateQuery): Promise<LocateResult> {
