@@ -22,6 +22,7 @@ import {
 import { basicConstraints, hasKeyUsage } from '../pki/x509-inspect.js';
 import { CLIENT_ROLES, assertValidTenant, type ClientRecord, type ClientRole, type NewCredential } from '../store/client-registry.js';
 import { resolveIn, type KmipdConfig } from '../server/config.js';
+import { ClientPasswords } from '../store/client-passwords.js';
 import { withOperatorStore } from './data-folder.js';
 import { audited } from './operator-audit.js';
 import { positiveInt, printJson, table, when } from './format.js';
@@ -239,6 +240,41 @@ async function revokeClient(o: { name: string; data: string; fingerprint?: strin
   );
 }
 
+// ---------------------------------------------------------------- credentials
+
+/** The password comes from an environment variable or standard input, never from argv (ps shows argv). */
+async function readPassword(envName: string | undefined): Promise<string> {
+  if (envName) {
+    const v = process.env[envName];
+    if (!v) throw new Error(`environment variable ${envName} is not set`);
+    return v;
+  }
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function setPassword(o: { name: string; data: string; username: string; passwordEnv?: string | undefined }): Promise<void> {
+  const password = await readPassword(o.passwordEnv);
+  await withOperatorStore(o.data, (s) =>
+    audited(o.data, { operation: 'client set-password', client: o.name }, async () => {
+      const c = s.clients.get(o.name);
+      if (!c || c.revokedAt) throw new Error(`no active client named ${o.name}`);
+      new ClientPasswords(s.db).set(o.name, o.username, password);
+      console.log(`client ${o.name}: requests that carry a Username/Password credential must now present ${JSON.stringify(o.username)} and this password`);
+    }),
+  );
+}
+
+async function clearPassword(o: { name: string; data: string }): Promise<void> {
+  await withOperatorStore(o.data, (s) =>
+    audited(o.data, { operation: 'client clear-password', client: o.name }, async () => {
+      if (!new ClientPasswords(s.db).clear(o.name)) throw new Error(`client ${o.name} has no password`);
+      console.log(`client ${o.name}: credentials in requests are no longer checked`);
+    }),
+  );
+}
+
 // ---------------------------------------------------------------- renew
 
 function requireRenewable(c: ClientRecord | undefined, name: string, kind: 'issued' | 'pinned'): ClientRecord {
@@ -348,6 +384,20 @@ export function registerClientCommands(client: Command): void {
     .option('--fingerprint <sha256>', 'revoke only this certificate of the client (e.g. the one a renewal replaced)')
     .option('--reason <text>', 'why (kept in the registry and the audit log)')
     .action((name: string, o) => revokeClient({ name, data: resolve(o.data), fingerprint: o.fingerprint, reason: o.reason }));
+
+  client
+    .command('set-password <name>')
+    .description("check the Username/Password Credential a client sends (vCenter offers one); the password is read from stdin or --password-env")
+    .addOption(dataOption())
+    .requiredOption('--username <user>', 'the username the client sends')
+    .option('--password-env <var>', 'read the password from this environment variable instead of stdin')
+    .action((name: string, o) => setPassword({ name, data: resolve(o.data), username: o.username, passwordEnv: o.passwordEnv }));
+
+  client
+    .command('clear-password <name>')
+    .description('stop checking credentials for a client (its certificate alone identifies it)')
+    .addOption(dataOption())
+    .action((name: string, o) => clearPassword({ name, data: resolve(o.data) }));
 
   client
     .command('renew <name>')

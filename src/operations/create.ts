@@ -38,7 +38,7 @@ export const create: OperationHandler = async (ctx, payload) => {
   ctx.objectId = id;
   const wrapped = await ctx.keys.generateWrappedKey(id, bits);
   const { state, attrs: serverAttrs } = serverAttributes({ id, clientAttrs: attrs, keyFormat: KeyFormatType.Raw, digest: undefined });
-  await ctx.store.insert({ id, objectType: ObjectType.SymmetricKey, state, wrapped, attributes: [...attrs, ...serverAttrs] });
+  await ctx.store.insert({ id, tenant: ctx.client.tenant, objectType: ObjectType.SymmetricKey, state, wrapped, attributes: [...attrs, ...serverAttrs] });
   ctx.idPlaceholder = id;
   return [enumeration(Tag.ObjectType, ObjectType.SymmetricKey), textString(Tag.UniqueIdentifier, id)];
 };

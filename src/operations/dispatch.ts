@@ -6,7 +6,7 @@ import type { TtlvItem } from '../ttlv/types.js';
 import { BatchErrorContinuationOption, ENUM_INFO, ResultReason, ResultStatus, Tag } from '../kmip/registry/generated.js';
 import { Fields } from '../kmip/fields.js';
 import { KmipError } from '../kmip/errors.js';
-import { buildResponse, failure, parseRequest, peekVersion, type RequestBatchItem, type RequestMessage, type ResponseBatchItem } from '../kmip/message.js';
+import { buildResponse, failure, parseRequest, peekVersion, type Credential, type RequestBatchItem, type RequestMessage, type ResponseBatchItem } from '../kmip/message.js';
 import { SUPPORTED_VERSIONS, compareVersions, isSupported, isV2, type ProtocolVersion } from '../kmip/version.js';
 import type { KeyStore } from '../store/types.js';
 import type { ClientIdentity, KeyProtector, OperationContext, ServerInfo } from './context.js';
@@ -23,6 +23,11 @@ export interface DispatchDeps {
   readonly maxDepth: number;
   /** Server limits on a parsed request (batch items, attributes); a refusal answers the whole message. */
   readonly screen?: (request: RequestMessage) => KmipError | undefined;
+  /**
+   * Checks a Username/Password Credential against the client's configured one. The certificate is
+   * the identity; a request without a credential is not refused (vCenter sends one on some only).
+   */
+  readonly checkCredential?: (client: ClientIdentity, credential: Credential) => 'accepted' | 'rejected' | 'not-configured';
 }
 
 export interface DispatchResult {
@@ -103,10 +108,15 @@ export class Dispatcher {
       secrets: [],
       objectId: undefined,
     };
+    const credential = request.header.credential;
+    const refusedCredential =
+      credential && this.deps.checkCredential?.(client, credential) === 'rejected'
+        ? new KmipError(ResultReason.AuthenticationNotSuccessful, 'the credential does not match this client')
+        : undefined;
     try {
       let results: ResponseBatchItem[] = [];
       for (const item of request.items) {
-        const result = await this.runItem(ctx, item);
+        const result = await this.runItem(ctx, item, refusedCredential);
         results.push(result);
         if (result.status === ResultStatus.Success || request.header.continuation === BatchErrorContinuationOption.Continue) continue;
         if (journal) {
@@ -131,11 +141,12 @@ export class Dispatcher {
 
   // The Asynchronous Indicator only says the client *accepts* an asynchronous answer (1.4 §6.7);
   // answering synchronously is always allowed, so it is not looked at.
-  private async runItem(ctx: OperationContext, item: RequestBatchItem): Promise<ResponseBatchItem> {
+  private async runItem(ctx: OperationContext, item: RequestBatchItem, refused?: KmipError): Promise<ResponseBatchItem> {
     ctx.objectId = undefined;
     const started = performance.now();
     let result: ResponseBatchItem;
     try {
+      if (refused) throw refused;
       authorize(ctx, item, operationName(item.operation));
       const handler = handlerFor(item.operation, ctx.version);
       if (!handler) throw new KmipError(ResultReason.OperationNotSupported, `operation ${operationName(item.operation)} is not supported`);

@@ -60,6 +60,7 @@ export const locate: OperationHandler = async (ctx, payload) => {
     (mask & StorageStatusMask.DestroyedStorage) !== 0 || states.some((s) => s === State.Destroyed || s === State.DestroyedCompromised);
   if (states.length > 0) await ctx.store.applyDueTransitions(nowSeconds());
   const result = await ctx.store.locate({
+    tenant: ctx.client.tenant,
     objectType,
     states: states.length ? states : undefined,
     matches: ranged,

@@ -36,7 +36,7 @@ export const register: OperationHandler = async (ctx, payload) => {
   const wrapped = await ctx.keys.wrapPlaintextKey(id, key.material);
   key.material.fill(0);
   const { state, attrs: serverAttrs } = serverAttributes({ id, clientAttrs: attrs, keyFormat: key.format, digest });
-  await ctx.store.insert({ id, objectType: ObjectType.SymmetricKey, state, wrapped, attributes: [...attrs, ...serverAttrs] });
+  await ctx.store.insert({ id, tenant: ctx.client.tenant, objectType: ObjectType.SymmetricKey, state, wrapped, attributes: [...attrs, ...serverAttrs] });
   ctx.idPlaceholder = id;
   return [textString(Tag.UniqueIdentifier, id)];
 };

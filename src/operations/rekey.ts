@@ -62,6 +62,7 @@ export const rekey: OperationHandler = async (ctx, payload) => {
   const { state, attrs: serverAttrs } = serverAttributes({ id: newId, clientAttrs: attrs, keyFormat: KeyFormatType.Raw, digest: undefined });
   await ctx.store.insert({
     id: newId,
+    tenant: old.tenant,
     objectType: ObjectType.SymmetricKey,
     state,
     wrapped,

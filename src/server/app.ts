@@ -64,6 +64,7 @@ export async function startServer(
       server: { vendor: SERVER_VENDOR, version: SERVER_VERSION },
       maxDepth: limits.maxDepth,
       screen: requestScreen(limits),
+      checkCredential: (client, cred) => operator.passwords.verify(client.name, cred.username, cred.password),
     },
     loggingClassifier(log),
   );

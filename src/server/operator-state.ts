@@ -7,6 +7,7 @@ import { openSqliteDatabase } from '../store/sqlite-store.js';
 import { ClientRegistry } from '../store/client-registry.js';
 import { RootKeyRegistry } from '../store/root-keys.js';
 import { KeyHolds } from '../store/key-holds.js';
+import { ClientPasswords } from '../store/client-passwords.js';
 import { ClientTrust } from './client-trust.js';
 import { watchServerCertificate } from './tls-reload.js';
 import type { KmipServer } from './kmip-server.js';
@@ -17,6 +18,8 @@ export const REVOCATION_SWEEP_MS = 1000;
 export interface OperatorState {
   readonly gate: ClientTrust;
   readonly holds: KeyHolds;
+  /** Username/Password credentials set by the operator (`kmipd client set-password`). */
+  readonly passwords: ClientPasswords;
   /** The root key new keys are wrapped under, as recorded in the store. */
   activeRootKeyLabel(): string;
   /** Follow revocations and server certificate changes for this server. */
@@ -34,6 +37,7 @@ export function openOperatorState(storePath: string, o: { configuredRootKeyLabel
   return {
     gate,
     holds: new KeyHolds(db),
+    passwords: new ClientPasswords(db),
     activeRootKeyLabel: () => rootKeys.activeLabel() ?? o.configuredRootKeyLabel,
     attach(server, serverFiles) {
       const sweep = setInterval(() => {

@@ -76,4 +76,16 @@ export const MIGRATIONS: readonly string[] = [
      reason TEXT NOT NULL,
      message TEXT
    ) STRICT;`,
+  // 3: tenant scoping. Every object belongs to the tenant of the client that created it; objects
+  // from before this migration belong to "default", the tenant every earlier client was in.
+  // Username/Password credentials a client may present (vCenter offers them), as scrypt hashes.
+  `ALTER TABLE objects ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+   CREATE INDEX objects_by_tenant ON objects (tenant, seq);
+   CREATE TABLE client_passwords (
+     client_name TEXT PRIMARY KEY REFERENCES clients (name),
+     username TEXT NOT NULL,
+     scrypt_hash BLOB NOT NULL,
+     salt BLOB NOT NULL,
+     updated_at INTEGER NOT NULL
+   ) STRICT;`,
 ];

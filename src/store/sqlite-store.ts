@@ -14,6 +14,7 @@ import type { KeyStore, LocateQuery, LocateResult, NewObject, ObjectUpdate, Stor
 interface ObjectRow {
   seq: number;
   id: string;
+  tenant: string;
   object_type: number;
   state: number;
   root_key_label: string | null;
@@ -67,8 +68,8 @@ export class SqliteStore implements KeyStore {
     const db = this.db;
     this.stmts = {
       insertObject: db.prepare(
-        `INSERT INTO objects (id, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO objects (id, tenant, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertAttribute: db.prepare('INSERT INTO attributes (object_seq, name, idx, value) VALUES (?, ?, ?, ?)'),
       deleteAttributes: db.prepare('DELETE FROM attributes WHERE object_seq = ? AND name = ?'),
@@ -88,6 +89,7 @@ export class SqliteStore implements KeyStore {
     this.db.transaction(() => {
       const info = this.stmts.insertObject.run(
         obj.id,
+        obj.tenant,
         obj.objectType,
         obj.state,
         obj.wrapped.rootKeyLabel,
@@ -111,6 +113,7 @@ export class SqliteStore implements KeyStore {
     );
     return {
       id: row.id,
+      tenant: row.tenant,
       objectType: row.object_type,
       state: row.state,
       wrapped:
@@ -168,6 +171,10 @@ export class SqliteStore implements KeyStore {
   async locate(q: LocateQuery): Promise<LocateResult> {
     const where: string[] = [];
     const params: unknown[] = [];
+    if (q.tenant !== undefined) {
+      where.push('o.tenant = ?');
+      params.push(q.tenant);
+    }
     if (q.objectType !== undefined) {
       where.push('o.object_type = ?');
       params.push(q.objectType);

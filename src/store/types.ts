@@ -10,6 +10,8 @@ export interface WrappedKeyRecord {
 
 export interface StoredObject {
   readonly id: string;
+  /** The tenant whose clients alone may see and use the object. */
+  readonly tenant: string;
   readonly objectType: number;
   readonly state: number;
   /** Absent once the object is destroyed (crypto-erased). */
@@ -20,6 +22,7 @@ export interface StoredObject {
 
 export interface NewObject {
   readonly id: string;
+  readonly tenant: string;
   readonly objectType: number;
   readonly state: number;
   readonly wrapped: WrappedKeyRecord;
@@ -35,6 +38,8 @@ export interface AttributeMatch {
 }
 
 export interface LocateQuery {
+  /** Only this tenant's objects; undefined only for operator tools that see every tenant. */
+  readonly tenant: string | undefined;
   readonly objectType: number | undefined;
   readonly states: readonly number[] | undefined;
   readonly matches: readonly AttributeMatch[];

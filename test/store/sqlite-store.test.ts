@@ -50,7 +50,7 @@ describe('SqliteStore', () => {
   });
 
   it('stores and reads back an object with its attributes', async () => {
-    await store.insert({ id: 'a', objectType: ObjectType.SymmetricKey, state: State.PreActive, wrapped: wrapped(1), attributes: [name('one'), len(256)] });
+    await store.insert({ id: 'a', tenant: 'default', objectType: ObjectType.SymmetricKey, state: State.PreActive, wrapped: wrapped(1), attributes: [name('one'), len(256)] });
     const obj = await store.get('a');
     expect(obj).toMatchObject({ id: 'a', objectType: ObjectType.SymmetricKey, state: State.PreActive });
     expect(Buffer.from(obj!.wrapped!.blob)).toEqual(Buffer.alloc(40, 1));
@@ -58,14 +58,18 @@ describe('SqliteStore', () => {
     expect(await store.get('missing')).toBeUndefined();
   });
 
-  it('locates by attribute value, type and state, newest first, with paging', async () => {
+  it('locates by attribute value, type, state and tenant, newest first, with paging', async () => {
     for (let i = 0; i < 5; i++) {
-      await store.insert({ id: `k${i}`, objectType: ObjectType.SymmetricKey, state: i % 2 ? State.Active : State.PreActive, wrapped: wrapped(i), attributes: [name(i < 3 ? 'shared' : `own${i}`), len(128)] });
+      await store.insert({ id: `k${i}`, tenant: i === 4 ? 'other' : 'default', objectType: ObjectType.SymmetricKey, state: i % 2 ? State.Active : State.PreActive, wrapped: wrapped(i), attributes: [name(i < 3 ? 'shared' : `own${i}`), len(128)] });
     }
-    const base = { objectType: undefined, states: undefined, includeDestroyed: false, maxItems: undefined, offset: 0 };
+    const base = { tenant: 'default', objectType: undefined, states: undefined, includeDestroyed: false, maxItems: undefined, offset: 0 };
     expect(await store.locate({ ...base, matches: [{ name: 'Name', value: name('shared').value }] })).toEqual({ ids: ['k2', 'k1', 'k0'], total: 3 });
     expect(await store.locate({ ...base, matches: [], states: [State.Active] })).toEqual({ ids: ['k3', 'k1'], total: 2 });
-    expect(await store.locate({ ...base, matches: [len(128)], maxItems: 2, offset: 1 })).toEqual({ ids: ['k3', 'k2'], total: 5 });
+    expect(await store.locate({ ...base, matches: [len(128)], maxItems: 2, offset: 1 })).toEqual({ ids: ['k2', 'k1'], total: 4 });
+    // Tenants see only their own objects; operator tools (tenant undefined) see all.
+    expect(await store.locate({ ...base, tenant: 'other', matches: [len(128)] })).toEqual({ ids: ['k4'], total: 1 });
+    expect((await store.locate({ ...base, tenant: undefined, matches: [len(128)] })).total).toBe(5);
+    expect((await store.get('k4'))?.tenant).toBe('other');
     expect((await store.locate({ ...base, matches: [len(256)] })).total).toBe(0);
   });
 
@@ -79,12 +83,12 @@ describe('SqliteStore', () => {
   });
 
   it('updates state and attributes atomically, and erases the wrapped key', async () => {
-    await store.insert({ id: 'x', objectType: ObjectType.SymmetricKey, state: State.Active, wrapped: wrapped(7), attributes: [name('n')] });
+    await store.insert({ id: 'x', tenant: 'default', objectType: ObjectType.SymmetricKey, state: State.Active, wrapped: wrapped(7), attributes: [name('n')] });
     expect(await store.update('x', { state: State.Destroyed, eraseKey: true, replace: new Map([['Name', []]]) })).toBe(true);
     const obj = await store.get('x');
     expect(obj).toMatchObject({ state: State.Destroyed, wrapped: undefined, attributes: [] });
     expect(await store.update('nope', { state: State.Active })).toBe(false);
-    const base = { objectType: undefined, states: undefined, matches: [], maxItems: undefined, offset: 0 };
+    const base = { tenant: undefined, objectType: undefined, states: undefined, matches: [], maxItems: undefined, offset: 0 };
     expect((await store.locate({ ...base, includeDestroyed: false })).ids).toEqual([]);
     expect((await store.locate({ ...base, includeDestroyed: true })).ids).toEqual(['x']);
     await store.close();
