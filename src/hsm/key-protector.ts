@@ -64,6 +64,12 @@ export interface WrappedKey {
   readonly blob: Uint8Array;
 }
 
+/** A freshly generated key: its wrapped form, and the SHA-256 of its value computed in the HSM. */
+export interface GeneratedKey extends WrappedKey {
+  /** KMIP's Digest attribute (SHA-256 of the Raw key bytes), from C_DigestKey: the value never leaves the HSM. */
+  readonly digest: Uint8Array;
+}
+
 type Handle = Buffer;
 
 const AES_KEY_BYTES: ReadonlySet<number> = new Set([16, 24, 32]);
@@ -320,7 +326,7 @@ export class Hsm {
   }
 
   /** Generates an AES KEK inside the HSM and returns it wrapped for objectId. No plaintext leaves the HSM. */
-  async generateWrappedKey(objectId: string, bits: AesKeyLength, opts: WrapOptions = {}): Promise<WrappedKey> {
+  async generateWrappedKey(objectId: string, bits: AesKeyLength, opts: WrapOptions = {}): Promise<GeneratedKey> {
     this.assertOpen();
     validateObjectId(objectId);
     if (bits !== 128 && bits !== 192 && bits !== 256) {
@@ -338,7 +344,8 @@ export class Hsm {
           throw toHsmError(e, 'MODULE_ERROR', 'cannot generate key', 'C_GenerateKey');
         }
         try {
-          return this.wrapForObject(s, crk, label, objectId, kek);
+          const digest = this.digestKey(s, kek);
+          return Object.freeze({ ...this.wrapForObject(s, crk, label, objectId, kek), digest });
         } finally {
           this.destroyQuietly(s, kek);
         }
@@ -686,6 +693,18 @@ export class Hsm {
       const ckr = pkcs11CodeOf(e);
       if (ckr !== undefined && (SESSION_LOST_CODES.has(ckr) || STALE_HANDLE_CODES.has(ckr))) throw e;
       throw toHsmError(e, 'MODULE_ERROR', 'cannot derive the wrapping key', 'C_DeriveKey');
+    }
+  }
+
+  /** SHA-256 of a key's value, computed inside the HSM (C_DigestKey). */
+  private digestKey(s: Handle, key: Handle): Buffer {
+    try {
+      this.p11.C_DigestInit(s, { mechanism: C.CKM_SHA256 });
+      this.p11.C_DigestKey(s, key);
+      return Buffer.from(this.p11.C_DigestFinal(s, Buffer.alloc(32)));
+    } catch (e) {
+      if (sessionLost(e)) throw e;
+      throw toHsmError(e, 'MODULE_ERROR', 'cannot digest key', 'C_DigestKey');
     }
   }
 

@@ -9,7 +9,8 @@ import type { ClientRole } from '../store/client-registry.js';
 
 /** The HSM seen from the operations: it wraps and unwraps, and never hands out the root key. */
 export interface KeyProtector {
-  generateWrappedKey(objectId: string, bits: 128 | 192 | 256): Promise<WrappedKeyRecord>;
+  /** Generates in the HSM; `digest` is the SHA-256 of the key value, also computed in the HSM. */
+  generateWrappedKey(objectId: string, bits: 128 | 192 | 256): Promise<WrappedKeyRecord & { readonly digest: Uint8Array }>;
   wrapPlaintextKey(objectId: string, key: Uint8Array): Promise<WrappedKeyRecord>;
   /** The caller must zero the returned buffer once the response is encoded. */
   unwrapKey(objectId: string, wrapped: WrappedKeyRecord): Promise<Buffer>;

@@ -37,7 +37,7 @@ export const create: OperationHandler = async (ctx, payload) => {
   const id = randomUUID();
   ctx.objectId = id;
   const wrapped = await ctx.keys.generateWrappedKey(id, bits);
-  const { state, attrs: serverAttrs } = serverAttributes({ id, clientAttrs: attrs, keyFormat: KeyFormatType.Raw, digest: undefined });
+  const { state, attrs: serverAttrs } = serverAttributes({ id, clientAttrs: attrs, keyFormat: KeyFormatType.Raw, digest: wrapped.digest });
   await ctx.store.insert({ id, tenant: ctx.client.tenant, objectType: ObjectType.SymmetricKey, state, wrapped, attributes: [...attrs, ...serverAttrs] });
   ctx.idPlaceholder = id;
   return [enumeration(Tag.ObjectType, ObjectType.SymmetricKey), textString(Tag.UniqueIdentifier, id)];

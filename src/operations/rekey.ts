@@ -59,7 +59,7 @@ export const rekey: OperationHandler = async (ctx, payload) => {
   const newId = randomUUID();
   ctx.objectId = newId;
   const wrapped = await ctx.keys.generateWrappedKey(newId, bits);
-  const { state, attrs: serverAttrs } = serverAttributes({ id: newId, clientAttrs: attrs, keyFormat: KeyFormatType.Raw, digest: undefined });
+  const { state, attrs: serverAttrs } = serverAttributes({ id: newId, clientAttrs: attrs, keyFormat: KeyFormatType.Raw, digest: wrapped.digest });
   await ctx.store.insert({
     id: newId,
     tenant: old.tenant,

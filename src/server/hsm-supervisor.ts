@@ -5,7 +5,7 @@
 // C_Finalizes the module), open a fresh one and retry the operation once. While the HSM stays
 // away, requests fail fast with the last error and a new attempt is made at most once per interval.
 import type { Logger } from 'pino';
-import { HsmError, toHsmError, type AesKeyLength, type Hsm, type HsmErrorCode, type WrappedKey } from '../hsm/index.js';
+import { HsmError, toHsmError, type AesKeyLength, type GeneratedKey, type Hsm, type HsmErrorCode, type WrappedKey } from '../hsm/index.js';
 import type { KeyProtector } from '../operations/context.js';
 import type { WrappedKeyRecord } from '../store/types.js';
 
@@ -50,7 +50,7 @@ export class HsmSupervisor implements KeyProtector {
     this.retryIntervalMs = opts.retryIntervalMs ?? DEFAULT_HSM_RETRY_INTERVAL_MS;
   }
 
-  generateWrappedKey(objectId: string, bits: AesKeyLength): Promise<WrappedKey> {
+  generateWrappedKey(objectId: string, bits: AesKeyLength): Promise<GeneratedKey> {
     return this.run((h) => h.generateWrappedKey(objectId, bits));
   }
 
