@@ -95,9 +95,24 @@ export function gateFields(item: TtlvItem, version: ProtocolVersion): TtlvItem {
   return { ...item, value: kept };
 }
 
+/**
+ * Fields added to an attribute's structure after the attribute itself, whose tags are older than
+ * that (so the tag registry cannot tell): Digest gained Key Format Type in 1.1 (1.1 §3.17).
+ */
+const LATER_FIELDS: ReadonlyMap<string, readonly { tag: number; since: ProtocolVersion }[]> = new Map([
+  ['Digest', [{ tag: Tag.KeyFormatType, since: { major: 1, minor: 1 } }]],
+]);
+
+function dropLaterFields(name: string, value: TtlvItem, version: ProtocolVersion): TtlvItem {
+  const later = LATER_FIELDS.get(name);
+  if (!later || value.type !== ItemType.Structure) return value;
+  const missing = later.filter((f) => version.major < f.since.major || (version.major === f.since.major && version.minor < f.since.minor)).map((f) => f.tag);
+  return missing.length ? { ...value, value: value.value.filter((c) => !missing.includes(c.tag)) } : value;
+}
+
 /** Canonical → wire form at a version. 1.x: Attribute; 2.x: the attribute's own tag, or Attribute with a Vendor Identification. */
 export function encodeAttribute(canonical: Attribute, version: ProtocolVersion): TtlvItem {
-  const attr = { ...canonical, value: gateFields(canonical.value, version) };
+  const attr = { ...canonical, value: dropLaterFields(canonical.name, gateFields(canonical.value, version), version) };
   if (!isV2(version)) {
     const children: TtlvItem[] = [textString(Tag.AttributeName, attr.name)];
     // Index 0 is implied when absent (1.4 §2.1.1); the OASIS test cases omit it.
