@@ -39,6 +39,7 @@ export const REVOCATION_REASONS: Readonly<Record<string, number>> = {
 const NO_KEY_MATERIAL: KeyProtector = {
   generateWrappedKey: () => Promise.reject(new Error('not available to operator commands')),
   wrapPlaintextKey: () => Promise.reject(new Error('not available to operator commands')),
+  wrapSecretBytes: () => Promise.reject(new Error('not available to operator commands')),
   unwrapKey: () => Promise.reject(new Error('not available to operator commands')),
 };
 

@@ -51,6 +51,14 @@ export type AesKeyLength = 128 | 192 | 256;
 
 /** Identifies how a WrappedKey blob was produced (see the module comment). */
 export const KEK_WRAP_MECHANISM = 'aes-kwp-derived-v1';
+/**
+ * The same wrapping of any other secret bytes (secret data, private keys, whole registered
+ * objects), imported into the HSM as a generic secret: the blob format differs only in the key type.
+ */
+export const OBJECT_WRAP_MECHANISM = 'aes-kwp-derived-v1-generic';
+/** Largest secret wrapped as a generic secret: a registered object, e.g. an RSA-4096 private key. */
+export const MAX_OBJECT_SECRET_BYTES = 64 * 1024;
+type WrapMechanism = typeof KEK_WRAP_MECHANISM | typeof OBJECT_WRAP_MECHANISM;
 /** Domain-separation prefix of the per-object derivation input. Part of the v1 format: never change. */
 export const KEK_WRAP_DOMAIN = 'kmipd/kek-wrap/v1/';
 
@@ -127,9 +135,14 @@ function withCapabilities(enabled: readonly number[]): Template {
 }
 
 function aesSecretKey(): Template {
+  return secretKeyOf(KEK_WRAP_MECHANISM);
+}
+
+/** AES for KEKs; generic secret for any other bytes (no length rule, no cryptographic use). */
+function secretKeyOf(mechanism: WrapMechanism): Template {
   return [
     { type: C.CKA_CLASS, value: C.CKO_SECRET_KEY },
-    { type: C.CKA_KEY_TYPE, value: C.CKK_AES },
+    { type: C.CKA_KEY_TYPE, value: mechanism === KEK_WRAP_MECHANISM ? C.CKK_AES : C.CKK_GENERIC_SECRET },
   ];
 }
 
@@ -150,9 +163,9 @@ function rootKeyTemplate(label: string): Template {
 }
 
 /** A KEK while it is being wrapped: session object, sensitive, extractable only so it can be wrapped. */
-function transientKekTemplate(valueLen?: number): Template {
+function transientKekTemplate(valueLen?: number, mechanism: WrapMechanism = KEK_WRAP_MECHANISM): Template {
   return [
-    ...aesSecretKey(),
+    ...secretKeyOf(mechanism),
     ...(valueLen !== undefined ? [{ type: C.CKA_VALUE_LEN, value: valueLen }] : []),
     { type: C.CKA_TOKEN, value: false },
     { type: C.CKA_PRIVATE, value: true },
@@ -163,9 +176,9 @@ function transientKekTemplate(valueLen?: number): Template {
 }
 
 /** A KEK unwrapped to answer a Get: session object whose CKA_VALUE can be read once. */
-function readableKekTemplate(): Template {
+function readableKekTemplate(mechanism: WrapMechanism = KEK_WRAP_MECHANISM): Template {
   return [
-    ...aesSecretKey(),
+    ...secretKeyOf(mechanism),
     { type: C.CKA_TOKEN, value: false },
     { type: C.CKA_PRIVATE, value: true },
     { type: C.CKA_SENSITIVE, value: false },
@@ -204,8 +217,33 @@ function wrapLabel(opts: WrapOptions, fallback: string): string {
 }
 
 /** Checks a stored wrapped key's shape; returns our own copy of the blob (the caller may reuse theirs). */
+/** The secret inside a generic-secret frame (see wrapSecretBytes); the frame is zeroed. */
+function unframe(framed: Buffer): Buffer {
+  const n = framed.length >= 4 ? framed.readUInt32BE(0) : -1;
+  if (n < 1 || n > framed.length - 4) {
+    framed.fill(0);
+    throw new HsmError('UNWRAP_FAILED', 'unwrapped secret has an invalid frame');
+  }
+  const secret = Buffer.alloc(n);
+  framed.copy(secret, 0, 4, 4 + n);
+  framed.fill(0);
+  return secret;
+}
+
+/** validatedBlob has checked the mechanism is one of ours. */
+function mechanismOf(wrapped: WrappedKey): WrapMechanism {
+  return wrapped.mechanism === OBJECT_WRAP_MECHANISM ? OBJECT_WRAP_MECHANISM : KEK_WRAP_MECHANISM;
+}
+
 function validatedBlob(wrapped: WrappedKey): Buffer {
   if (wrapped === null || typeof wrapped !== 'object') throw new HsmError('INVALID_ARGUMENT', 'wrapped key is required');
+  if (wrapped.mechanism === OBJECT_WRAP_MECHANISM) {
+    const blob = Buffer.from(wrapped.blob);
+    if (blob.length < 16 || blob.length > MAX_OBJECT_SECRET_BYTES + 16 || blob.length % 8 !== 0) {
+      throw new HsmError('UNWRAP_FAILED', 'wrapped secret has an invalid length');
+    }
+    return blob;
+  }
   if (wrapped.mechanism !== KEK_WRAP_MECHANISM) {
     throw new HsmError('INVALID_ARGUMENT', `unsupported wrapping mechanism "${String(wrapped.mechanism)}"`);
   }
@@ -359,11 +397,36 @@ export class Hsm {
    * and must zero it.
    */
   async wrapPlaintextKey(objectId: string, key: Uint8Array, opts: WrapOptions = {}): Promise<WrappedKey> {
-    this.assertOpen();
-    validateObjectId(objectId);
     if (!(key instanceof Uint8Array) || !AES_KEY_BYTES.has(key.length)) {
       throw new HsmError('INVALID_ARGUMENT', 'AES key must be 16, 24 or 32 bytes');
     }
+    return this.importAndWrap(objectId, key, KEK_WRAP_MECHANISM, opts);
+  }
+
+  /**
+   * Wraps any secret bytes (1 B .. MAX_OBJECT_SECRET_BYTES) for one object id, as a generic secret:
+   * registered secret data, private keys, whole registered objects. Same binding to the id as KEKs;
+   * `unwrapKey` returns the bytes. The caller owns and zeroes `secret`.
+   */
+  async wrapSecretBytes(objectId: string, secret: Uint8Array, opts: WrapOptions = {}): Promise<WrappedKey> {
+    if (!(secret instanceof Uint8Array) || secret.length === 0 || secret.length > MAX_OBJECT_SECRET_BYTES) {
+      throw new HsmError('INVALID_ARGUMENT', `a secret must be 1 to ${MAX_OBJECT_SECRET_BYTES} bytes`);
+    }
+    // SoftHSM returns RFC 5649 padding as part of an unwrapped generic secret, so the length is
+    // framed here: 4-byte big-endian length, the bytes, zeros to a multiple of 8 (no KWP padding).
+    const framed = Buffer.alloc(Math.ceil((secret.length + 4) / 8) * 8);
+    try {
+      framed.writeUInt32BE(secret.length, 0);
+      framed.set(secret, 4);
+      return await this.importAndWrap(objectId, framed, OBJECT_WRAP_MECHANISM, opts);
+    } finally {
+      framed.fill(0);
+    }
+  }
+
+  private async importAndWrap(objectId: string, key: Uint8Array, mechanism: WrapMechanism, opts: WrapOptions): Promise<WrappedKey> {
+    this.assertOpen();
+    validateObjectId(objectId);
     const label = wrapLabel(opts, this.config.activeRootKeyLabel?.() ?? this.config.rootKeyLabel);
     return this.queue.run(() =>
       this.withSession('wrapPlaintextKey', (s) => {
@@ -372,7 +435,7 @@ export class Hsm {
         let imported: Handle;
         try {
           value.set(key);
-          imported = this.p11.C_CreateObject(s, [...transientKekTemplate(), { type: C.CKA_VALUE, value }]);
+          imported = this.p11.C_CreateObject(s, [...transientKekTemplate(undefined, mechanism), { type: C.CKA_VALUE, value }]);
         } catch (e) {
           if (sessionLost(e)) throw e;
           throw toHsmError(e, 'MODULE_ERROR', 'cannot import key', 'C_CreateObject');
@@ -380,7 +443,7 @@ export class Hsm {
           value.fill(0);
         }
         try {
-          return this.wrapForObject(s, crk, label, objectId, imported);
+          return { ...this.wrapForObject(s, crk, label, objectId, imported, key.length + 16), mechanism };
         } finally {
           this.destroyQuietly(s, imported);
         }
@@ -405,18 +468,18 @@ export class Hsm {
         try {
           let kek: Handle;
           try {
-            kek = this.p11.C_UnwrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, blob, readableKekTemplate());
+            kek = this.p11.C_UnwrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, blob, readableKekTemplate(mechanismOf(wrapped)));
           } catch (e) {
             throw unwrapError(e);
           }
           try {
             const [attr] = this.p11.C_GetAttributeValue(s, kek, [{ type: C.CKA_VALUE }]);
             const value = attr?.value;
-            if (!value || !AES_KEY_BYTES.has(value.length)) {
+            if (!value || (mechanismOf(wrapped) === KEK_WRAP_MECHANISM && !AES_KEY_BYTES.has(value.length))) {
               value?.fill(0);
               throw new HsmError('UNWRAP_FAILED', 'unwrapped key has an invalid length');
             }
-            return value;
+            return mechanismOf(wrapped) === OBJECT_WRAP_MECHANISM ? unframe(value) : value;
           } catch (e) {
             if (sessionLost(e) || e instanceof HsmError) throw e;
             throw toHsmError(e, 'MODULE_ERROR', 'cannot read the unwrapped key', 'C_GetAttributeValue');
@@ -449,14 +512,14 @@ export class Hsm {
         const kw = this.deriveWrappingKey(s, oldCrk, objectId, 'unwrap');
         let kek: Handle;
         try {
-          kek = this.p11.C_UnwrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, blob, transientKekTemplate());
+          kek = this.p11.C_UnwrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, blob, transientKekTemplate(undefined, mechanismOf(wrapped)));
         } catch (e) {
           throw unwrapError(e);
         } finally {
           this.destroyQuietly(s, kw);
         }
         try {
-          return this.wrapForObject(s, newCrk, newLabel, objectId, kek);
+          return { ...this.wrapForObject(s, newCrk, newLabel, objectId, kek, blob.length + 16), mechanism: mechanismOf(wrapped) };
         } finally {
           this.destroyQuietly(s, kek);
         }
@@ -708,12 +771,13 @@ export class Hsm {
     }
   }
 
-  private wrapForObject(s: Handle, crk: Handle, rootKeyLabel: string, objectId: string, key: Handle): WrappedKey {
+  /** `outLen`: room for the blob (key length + 8, rounded up); 64 covers every AES key. */
+  private wrapForObject(s: Handle, crk: Handle, rootKeyLabel: string, objectId: string, key: Handle, outLen = 64): WrappedKey {
     const kw = this.deriveWrappingKey(s, crk, objectId, 'wrap');
     try {
       let used: Buffer;
       try {
-        used = this.p11.C_WrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, key, Buffer.alloc(64));
+        used = this.p11.C_WrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, key, Buffer.alloc(outLen));
       } catch (e) {
         if (sessionLost(e)) throw e;
         throw toHsmError(e, 'MODULE_ERROR', 'cannot wrap key', 'C_WrapKey');

@@ -12,6 +12,8 @@ export interface KeyProtector {
   /** Generates in the HSM; `digest` is the SHA-256 of the key value, also computed in the HSM. */
   generateWrappedKey(objectId: string, bits: 128 | 192 | 256): Promise<WrappedKeyRecord & { readonly digest: Uint8Array }>;
   wrapPlaintextKey(objectId: string, key: Uint8Array): Promise<WrappedKeyRecord>;
+  /** Wraps any secret bytes (a whole registered object) for one id; `unwrapKey` gives them back. */
+  wrapSecretBytes(objectId: string, secret: Uint8Array): Promise<WrappedKeyRecord>;
   /** The caller must zero the returned buffer once the response is encoded. */
   unwrapKey(objectId: string, wrapped: WrappedKeyRecord): Promise<Buffer>;
 }

@@ -2,7 +2,8 @@
 // A Pre-Active key is served (vCenter Gets before it Activates); a destroyed one is not.
 import { boolean, enumeration, textString } from '../ttlv/build.js';
 import { ItemType } from '../ttlv/types.js';
-import { KeyFormatType, ResultReason, Tag } from '../kmip/registry/generated.js';
+import { KeyFormatType, ObjectType, ResultReason, Tag } from '../kmip/registry/generated.js';
+import { decodeTtlv } from '../ttlv/decode.js';
 import { KmipError, type ResultReasonValue } from '../kmip/errors.js';
 import { isV2 } from '../kmip/version.js';
 import type { OperationHandler } from './context.js';
@@ -19,9 +20,6 @@ function flag(obj: StoredObject, name: string): boolean | undefined {
 export const get: OperationHandler = async (ctx, payload) => {
   const id = targetId(ctx, payload);
   const asked = payload.enumeration(Tag.KeyFormatType);
-  if (asked !== undefined && !SERVED_FORMATS.has(asked)) {
-    throw new KmipError(ResultReason.KeyFormatTypeNotSupported, 'symmetric keys are served in Raw or Transparent Symmetric Key format');
-  }
   if (payload.has(Tag.KeyWrappingSpecification)) {
     throw new KmipError(ResultReason.FeatureNotSupported, 'Key Wrapping Specification is not supported');
   }
@@ -29,26 +27,31 @@ export const get: OperationHandler = async (ctx, payload) => {
   if (isDestroyed(obj.state) || !obj.wrapped) {
     throw new KmipError(isV2(ctx.version) ? ResultReason.ObjectDestroyed : ResultReason.ItemNotFound, `object ${id} is destroyed`);
   }
-  const alg = single(obj.attributes, 'Cryptographic Algorithm')?.value;
-  const len = single(obj.attributes, 'Cryptographic Length')?.value;
-  if (alg?.type !== ItemType.Enumeration || len?.type !== ItemType.Integer) {
-    throw new KmipError(ResultReason.GeneralFailure, `object ${id} lacks its algorithm or length`);
-  }
   // Sensitive / non-extractable keys never leave in the clear (1.4 §3.44, §3.46).
   const denied = (v2: ResultReasonValue, why: string) => new KmipError(isV2(ctx.version) ? v2 : ResultReason.PermissionDenied, why);
   if (flag(obj, 'Sensitive') === true) throw denied(ResultReason.Sensitive, `object ${id} is Sensitive`);
   if (flag(obj, 'Extractable') === false) throw denied(ResultReason.NotExtractable, `object ${id} is not Extractable`);
-  const kept = single(obj.attributes, 'Key Format Type')?.value;
-  const format = asked ?? (kept?.type === ItemType.Enumeration ? kept.value : KeyFormatType.Raw);
+  const keptFormat = single(obj.attributes, 'Key Format Type')?.value;
+  const kept = keptFormat?.type === ItemType.Enumeration ? keptFormat.value : undefined;
+  const symmetric = obj.objectType === ObjectType.SymmetricKey;
+  // A symmetric key converts between Raw and Transparent; other objects come back as registered.
+  if (asked !== undefined && (symmetric ? !SERVED_FORMATS.has(asked) : asked !== kept)) {
+    throw new KmipError(ResultReason.KeyFormatTypeNotSupported, `object ${id} is not available in that Key Format Type`);
+  }
+  const alg = single(obj.attributes, 'Cryptographic Algorithm')?.value;
+  const len = single(obj.attributes, 'Cryptographic Length')?.value;
+  if (symmetric && (alg?.type !== ItemType.Enumeration || len?.type !== ItemType.Integer)) {
+    throw new KmipError(ResultReason.GeneralFailure, `object ${id} lacks its algorithm or length`);
+  }
   const material = await ctx.keys.unwrapKey(id, obj.wrapped);
   ctx.secrets.push(material);
-  // Fresh: true until the key has been served once (1.4 §3.34).
+  // Fresh: true until the object has been served once (1.4 §3.34).
   if (flag(obj, 'Fresh') === true) {
     await ctx.store.update(id, { replace: new Map([['Fresh', [{ name: 'Fresh', index: 0, value: boolean(Tag.AttributeValue, false) }]]]) });
   }
-  return [
-    enumeration(Tag.ObjectType, obj.objectType),
-    textString(Tag.UniqueIdentifier, id),
-    encodeSymmetricKey(material, alg.value, len.value, format),
-  ];
+  const body =
+    symmetric && alg?.type === ItemType.Enumeration && len?.type === ItemType.Integer
+      ? encodeSymmetricKey(material, alg.value, len.value, asked ?? kept ?? KeyFormatType.Raw)
+      : decodeTtlv(material); // the registered object, as it came (views into `material`, zeroed after encoding)
+  return [enumeration(Tag.ObjectType, obj.objectType), textString(Tag.UniqueIdentifier, id), body];
 };

@@ -19,13 +19,13 @@ function flag(clientAttrs: readonly Attribute[], name: string, fallback: boolean
 }
 
 /** SHA-256 Digest attribute of Raw key bytes (1.4 §3.17; Key Format Type inside from 1.1 on). */
-export function digestAttribute(sha256: Uint8Array): Attribute {
+export function digestAttribute(sha256: Uint8Array, keyFormat: number = KeyFormatType.Raw): Attribute {
   return value(
     'Digest',
     structure(Tag.AttributeValue, [
       enumeration(Tag.HashingAlgorithm, HashingAlgorithm.SHA_256),
       byteString(Tag.DigestValue, sha256),
-      enumeration(Tag.KeyFormatType, KeyFormatType.Raw),
+      enumeration(Tag.KeyFormatType, keyFormat),
     ]),
   );
 }
@@ -33,8 +33,8 @@ export function digestAttribute(sha256: Uint8Array): Attribute {
 export interface NewKey {
   readonly id: string;
   readonly clientAttrs: readonly Attribute[];
-  /** Format the key is kept in and served in by default: Raw, or as registered. */
-  readonly keyFormat: number;
+  /** Format the key is kept in and served in by default: Raw, or as registered; none for objects without a Key Block. */
+  readonly keyFormat: number | undefined;
   /** SHA-256 of the Raw key bytes, when known. */
   readonly digest: Uint8Array | undefined;
 }
@@ -54,7 +54,6 @@ export function serverAttributes(k: NewKey): { state: number; attrs: Attribute[]
     value('Fresh', boolean(Tag.AttributeValue, true)),
     value('Always Sensitive', boolean(Tag.AttributeValue, sensitive)),
     value('Never Extractable', boolean(Tag.AttributeValue, !extractable)),
-    value('Key Format Type', enumeration(Tag.AttributeValue, k.keyFormat)),
     value('Short Unique Identifier', byteString(Tag.AttributeValue, createHash('sha256').update(k.id).digest())),
     // The key itself is kept in software (the database), wrapped by a key held in the HSM.
     value('Protection Storage Mask', integer(Tag.AttributeValue, ProtectionStorageMask.Software)),
@@ -65,6 +64,7 @@ export function serverAttributes(k: NewKey): { state: number; attrs: Attribute[]
   if (!given.has('Random Number Generator')) {
     attrs.push(value('Random Number Generator', structure(Tag.AttributeValue, [enumeration(Tag.RNGAlgorithm, RNGAlgorithm.Unspecified)])));
   }
-  if (k.digest) attrs.push(digestAttribute(k.digest));
+  if (k.keyFormat !== undefined) attrs.push(value('Key Format Type', enumeration(Tag.AttributeValue, k.keyFormat)));
+  if (k.digest) attrs.push(digestAttribute(k.digest, k.keyFormat ?? KeyFormatType.Raw));
   return { state: active ? State.Active : State.PreActive, attrs };
 }

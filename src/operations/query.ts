@@ -18,6 +18,7 @@ import {
 import { registryVersionBit, type ProtocolVersion } from '../kmip/version.js';
 import type { OperationHandler } from './context.js';
 import { supportedOperations } from './registry.js';
+import { REGISTERED_OBJECT_TAGS } from './registered-objects.js';
 
 const FUNCTION_INFO = ENUM_INFO.get('QueryFunction')!.values;
 
@@ -59,7 +60,7 @@ export const query: OperationHandler = async (ctx, payload) => {
     for (const op of supportedOperations(ctx.version)) out.push(enumeration(Tag.Operation, op));
   }
   if (functions.has(QueryFunction.QueryObjects)) {
-    out.push(enumeration(Tag.ObjectType, ObjectType.SymmetricKey));
+    for (const t of [ObjectType.SymmetricKey, ...REGISTERED_OBJECT_TAGS.keys()]) out.push(enumeration(Tag.ObjectType, t));
   }
   if (functions.has(QueryFunction.QueryServerInformation)) {
     out.push(textString(Tag.VendorIdentification, `${ctx.server.vendor} ${ctx.server.version}`));

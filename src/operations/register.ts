@@ -8,13 +8,37 @@ import type { Attribute } from '../kmip/attributes.js';
 import type { OperationHandler } from './context.js';
 import { assertNamesUnique } from './name-uniqueness.js';
 import { clientAttributes, single } from './object-attributes.js';
-import { requireSymmetricKeyType } from './common.js';
 import { parseSymmetricKey } from './symmetric-key.js';
+import { parseRegisteredObject } from './registered-objects.js';
+import { encodeTtlv } from '../ttlv/encode.js';
 import { aesParameters } from './create.js';
 import { serverAttributes } from './new-object-attributes.js';
 
+/** Register of anything but a symmetric key: the whole object is wrapped as one secret. */
+const registerObject: OperationHandler = async (ctx, payload) => {
+  const objectType = payload.requiredEnumeration(Tag.ObjectType);
+  const object = parseRegisteredObject(objectType, payload);
+  const attrs: Attribute[] = clientAttributes(payload, ctx.version);
+  const given = new Set(attrs.map((a) => a.name));
+  attrs.push(...object.derived.filter((a) => !given.has(a.name)));
+  await assertNamesUnique(ctx, attrs);
+  const id = randomUUID();
+  ctx.objectId = id;
+  const encoded = encodeTtlv(object.body);
+  let wrapped;
+  try {
+    wrapped = await ctx.keys.wrapSecretBytes(id, encoded);
+  } finally {
+    encoded.fill(0);
+  }
+  const { state, attrs: serverAttrs } = serverAttributes({ id, clientAttrs: attrs, keyFormat: object.keyFormat, digest: object.digest });
+  await ctx.store.insert({ id, tenant: ctx.client.tenant, objectType, state, wrapped, attributes: [...attrs, ...serverAttrs] });
+  ctx.idPlaceholder = id;
+  return [textString(Tag.UniqueIdentifier, id)];
+};
+
 export const register: OperationHandler = async (ctx, payload) => {
-  requireSymmetricKeyType(payload.requiredEnumeration(Tag.ObjectType));
+  if (payload.requiredEnumeration(Tag.ObjectType) !== ObjectType.SymmetricKey) return registerObject(ctx, payload);
   const key = parseSymmetricKey(payload.first(Tag.SymmetricKey));
   ctx.secrets.push(key.material);
   const attrs: Attribute[] = clientAttributes(payload, ctx.version);

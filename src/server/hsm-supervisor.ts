@@ -27,7 +27,12 @@ export interface HsmSupervisorOptions {
   readonly log: Logger;
   /** Least time between two reconnection attempts. */
   readonly retryIntervalMs?: number;
+  /** Times each call as the server sees it, reconnection included (metrics). */
+  readonly timeCall?: <T>(call: HsmCall, fn: () => Promise<T>) => Promise<T>;
 }
+
+/** The HSM calls the server makes: a bounded metrics label. */
+export type HsmCall = 'generate' | 'wrap' | 'unwrap' | 'ping';
 
 function needsReconnect(e: unknown): e is HsmError {
   return e instanceof HsmError && RECONNECT_CODES.has(e.code);
@@ -51,15 +56,30 @@ export class HsmSupervisor implements KeyProtector {
   }
 
   generateWrappedKey(objectId: string, bits: AesKeyLength): Promise<GeneratedKey> {
-    return this.run((h) => h.generateWrappedKey(objectId, bits));
+    return this.run('generate', (h) => h.generateWrappedKey(objectId, bits));
   }
 
   wrapPlaintextKey(objectId: string, key: Uint8Array): Promise<WrappedKey> {
-    return this.run((h) => h.wrapPlaintextKey(objectId, key));
+    return this.run('wrap', (h) => h.wrapPlaintextKey(objectId, key));
+  }
+
+  wrapSecretBytes(objectId: string, secret: Uint8Array): Promise<WrappedKey> {
+    return this.run('wrap', (h) => h.wrapSecretBytes(objectId, secret));
   }
 
   unwrapKey(objectId: string, wrapped: WrappedKeyRecord): Promise<Buffer> {
-    return this.run((h) => h.unwrapKey(objectId, wrapped));
+    return this.run('unwrap', (h) => h.unwrapKey(objectId, wrapped));
+  }
+
+  /**
+   * Resolves if the HSM answers now and holds `rootKeyLabel` (readiness). A session check alone is
+   * not enough: SoftHSM keeps answering on an open session after its token is gone. Goes through
+   * the same path as a request: a lost session or token is reconnected, at most once per interval.
+   */
+  ping(rootKeyLabel: string): Promise<void> {
+    return this.run('ping', async (h) => {
+      if (!(await h.hasRootKey(rootKeyLabel))) throw new HsmError('ROOT_KEY_NOT_FOUND', `root key ${rootKeyLabel} not found in the HSM`);
+    });
   }
 
   /** Whether the server currently holds a working HSM connection (for logs and health checks). */
@@ -75,7 +95,11 @@ export class HsmSupervisor implements KeyProtector {
     await h?.close();
   }
 
-  private async run<T>(op: (h: Hsm) => Promise<T>): Promise<T> {
+  private run<T>(call: HsmCall, op: (h: Hsm) => Promise<T>): Promise<T> {
+    return this.opts.timeCall ? this.opts.timeCall(call, () => this.attempt(op)) : this.attempt(op);
+  }
+
+  private async attempt<T>(op: (h: Hsm) => Promise<T>): Promise<T> {
     const h = await this.current();
     try {
       return await op(h);

@@ -12,6 +12,7 @@ export function withOperatorHolds(keys: KeyProtector, holds: Pick<KeyHolds, 'get
   return {
     generateWrappedKey: (objectId, bits) => keys.generateWrappedKey(objectId, bits),
     wrapPlaintextKey: (objectId, key) => keys.wrapPlaintextKey(objectId, key),
+    wrapSecretBytes: (objectId, secret) => keys.wrapSecretBytes(objectId, secret),
     async unwrapKey(objectId, wrapped) {
       if (holds.get(objectId)) throw new KmipError(ResultReason.PermissionDenied, `key ${objectId} was revoked by the operator and is not served`);
       return keys.unwrapKey(objectId, wrapped);
