@@ -30,7 +30,8 @@ export const addAttribute: OperationHandler = async (ctx, payload) => {
   if (existing.length > 0 && !multi) {
     throw new KmipError(isV2(ctx.version) ? ResultReason.AttributeSingleValued : ResultReason.PermissionDenied, `attribute ${attr.name} is single-valued and already set`);
   }
-  await assertNamesUnique(ctx, [attr], id);
+  // An identical Name on this object counts too: the object would then hold it twice (2.1 BL-M-8).
+  await assertNamesUnique(ctx, [attr]);
   const updated = renumber(attr.name, [...existing.map((a) => a.value), attr.value]);
   await ctx.store.update(id, {
     replace: new Map([

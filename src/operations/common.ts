@@ -20,7 +20,7 @@ export function targetId(ctx: OperationContext, payload: Fields): string {
 export async function loadObject(ctx: OperationContext, id: string): Promise<StoredObject> {
   const obj = await ctx.store.get(id);
   // Another tenant's object answers exactly as an unknown one would.
-  if (!obj || obj.tenant !== ctx.client.tenant) throw itemNotFound(id);
+  if (!obj || obj.tenant !== ctx.client.tenant) throw itemNotFound(id, ctx.version);
   const state = effectiveState(obj, nowSeconds());
   if (state === obj.state) return obj;
   await ctx.store.update(id, { state });

@@ -51,13 +51,13 @@ export function serverAttributes(k: NewKey): { state: number; attrs: Attribute[]
     dateAttribute('Last Change Date', now),
     dateAttribute('Original Creation Date', now),
     value('Lease Time', interval(Tag.AttributeValue, LEASE_SECONDS)),
-    value('Fresh', boolean(Tag.AttributeValue, true)),
     value('Always Sensitive', boolean(Tag.AttributeValue, sensitive)),
     value('Never Extractable', boolean(Tag.AttributeValue, !extractable)),
     value('Short Unique Identifier', byteString(Tag.AttributeValue, createHash('sha256').update(k.id).digest())),
     // The key itself is kept in software (the database), wrapped by a key held in the HSM.
     value('Protection Storage Mask', integer(Tag.AttributeValue, ProtectionStorageMask.Software)),
   ];
+  if (!given.has('Fresh')) attrs.push(value('Fresh', boolean(Tag.AttributeValue, true)));
   if (!given.has('Sensitive')) attrs.push(value('Sensitive', boolean(Tag.AttributeValue, false)));
   if (!given.has('Extractable')) attrs.push(value('Extractable', boolean(Tag.AttributeValue, true)));
   // The HSM's generator is not described to us; say so rather than guess an algorithm.

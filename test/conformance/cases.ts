@@ -49,11 +49,12 @@ const OUT_OF_SCOPE_OPERATIONS: ReadonlyMap<number, string> = new Map([
   ...(['Put', 'Notify'] as const).map((n) => [Operation[n], `operation ${n} is server-to-client`] as const),
 ]);
 
-/** Managed objects other than Symmetric Key: kmipd stores symmetric keys only. */
-const OTHER_OBJECT_TAGS = new Set<number>([
-  Tag.Certificate, Tag.CertificateRequest, Tag.OpaqueObject, Tag.PrivateKey, Tag.PublicKey, Tag.SecretData, Tag.SplitKey,
-  Tag.Template, Tag.PGPKey,
-]);
+/**
+ * Managed objects kmipd does not store. It generates symmetric keys and stores what clients
+ * register of secret data, opaque objects, public/private keys and certificates (2.1 Baseline).
+ */
+const OTHER_OBJECT_TAGS = new Set<number>([Tag.CertificateRequest, Tag.SplitKey, Tag.Template, Tag.PGPKey]);
+const STORED_OBJECT_TYPES = new Set(['SymmetricKey', 'SecretData', 'OpaqueObject', 'PrivateKey', 'PublicKey', 'Certificate']);
 
 export interface LoadedPair {
   readonly request: CaseItem;
@@ -120,9 +121,9 @@ export function notApplicableReason(requests: readonly XmlNode[]): string | unde
   for (const req of requests) {
     for (const n of walk(req)) {
       const tag = (Tag as Record<string, number>)[n.name];
-      if (tag !== undefined && OTHER_OBJECT_TAGS.has(tag)) return `object type ${n.name} (kmipd manages symmetric keys only)`;
-      if (n.name === 'ObjectType' && n.value !== undefined && n.value !== 'SymmetricKey') {
-        return `object type ${n.value} (kmipd manages symmetric keys only)`;
+      if (tag !== undefined && OTHER_OBJECT_TAGS.has(tag)) return `object type ${n.name} is not stored by kmipd`;
+      if (n.name === 'ObjectType' && n.value !== undefined && !STORED_OBJECT_TYPES.has(n.value)) {
+        return `object type ${n.value} is not stored by kmipd`;
       }
     }
     // 1.x attributes: <Attribute><AttributeName value="Object Type"/><AttributeValue value="…"/></Attribute>
@@ -130,8 +131,8 @@ export function notApplicableReason(requests: readonly XmlNode[]): string | unde
       if (n.name !== 'Attribute') continue;
       const name = n.children.find((c) => c.name === 'AttributeName')?.value;
       const value = n.children.find((c) => c.name === 'AttributeValue')?.value;
-      if (name !== undefined && normaliseSpaces(name) === 'Object Type' && value !== undefined && value !== 'SymmetricKey') {
-        return `object type ${value} (kmipd manages symmetric keys only)`;
+      if (name !== undefined && normaliseSpaces(name) === 'Object Type' && value !== undefined && !STORED_OBJECT_TYPES.has(value)) {
+        return `object type ${value} is not stored by kmipd`;
       }
     }
   }
