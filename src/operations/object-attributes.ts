@@ -27,9 +27,13 @@ export function allAttributes(obj: StoredObject, version: ProtocolVersion): Attr
  * among them) fail on attribute names they do not know, and these carry no information. They
  * are still returned when asked for by name, and listed by Get Attribute List.
  */
-export function isImpliedDefault(a: Attribute, obj: StoredObject): boolean {
+export function omittedWhenAllRequested(a: Attribute, obj: StoredObject, version: ProtocolVersion): boolean {
   const v = a.value;
   switch (a.name) {
+    // KMIP 1.0's Digest lacks the Key Format Type 1.1 added, and 1.0 clients in the field (PyKMIP
+    // 0.10) parse it as 1.1's and fail; asked for by name, it is returned in the 1.0 form.
+    case 'Digest':
+      return version.major === 1 && version.minor === 0;
     case 'Sensitive':
     case 'Always Sensitive':
     case 'Never Extractable':

@@ -93,7 +93,9 @@ describe('batches and versions', () => {
     const ops = r.items[0]!.payload.enumerations(Tag.Operation);
     expect(ops).toEqual(expect.arrayContaining([Operation.Create, Operation.Get, Operation.Locate, Operation.Destroy, Operation.DiscoverVersions]));
     expect(ops).not.toContain(Operation.Encrypt);
-    expect(r.items[0]!.payload.enumerations(Tag.ObjectType)).toEqual([ObjectType.SymmetricKey]);
+    expect(r.items[0]!.payload.enumerations(Tag.ObjectType).sort()).toEqual(
+      [ObjectType.SymmetricKey, ObjectType.SecretData, ObjectType.OpaqueObject, ObjectType.PublicKey, ObjectType.PrivateKey, ObjectType.Certificate].sort(),
+    );
   });
 
   it('refuses an unsupported protocol version', async () => {

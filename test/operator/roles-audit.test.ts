@@ -15,7 +15,7 @@ const bundles: Record<string, ClientBundle> = {};
 
 async function enroll(name: string, role: string): Promise<void> {
   const out = join(dir.path, 'clients');
-  await kmipd('client', 'enroll', name, '--data', data, '--out', out, '--role', role, '--tenant', `t-${role}`);
+  await kmipd('client', 'enroll', name, '--data', data, '--out', out, '--role', role, '--tenant', 'ops'); // one tenant: roles, not tenants, are under test here
   bundles[name] = { cert: join(out, `${name}.crt`), key: join(out, `${name}.key`), ca: join(out, 'ca.crt') };
 }
 
@@ -102,11 +102,11 @@ describe('roles', () => {
       return all.some((r) => r['client'] === 'auditor' && r['operation'] === 'Get' && r['reason'] === 'PermissionDenied') ? all : undefined;
     });
     const denied = records.find((r) => r['client'] === 'auditor' && r['operation'] === 'Get')!;
-    expect(denied).toMatchObject({ tenant: 't-reader', role: 'reader', object: id, result: 'OperationFailed', reason: 'PermissionDenied' });
+    expect(denied).toMatchObject({ tenant: 'ops', role: 'reader', object: id, result: 'OperationFailed', reason: 'PermissionDenied' });
     expect(String(denied['fingerprint'])).toMatch(/^[0-9a-f]{64}$/);
     expect(typeof denied['time']).toBe('string');
     const served = records.find((r) => r['client'] === 'app' && r['operation'] === 'Get' && r['result'] === 'Success')!;
-    expect(served).toMatchObject({ tenant: 't-writer', role: 'writer', object: id });
+    expect(served).toMatchObject({ tenant: 'ops', role: 'writer', object: id });
   });
 });
 
