@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what kmipd needs on a Debian machine with Node 20, only what is missing, then builds.
 #   scripts/setup.sh               runtime: softhsm2, npm dependencies, compiled CLI
-#   scripts/setup.sh --test        also python3-pykmip, the independent client the tests drive
+#   scripts/setup.sh --test        also python3-pykmip, the independent client the tests drive, and
+#                                  postgresql (the cluster tests run their own server; the system
+#                                  service is not started)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,12 +16,35 @@ command -v make >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 || packages+=(
 if [ "$want_test" = 1 ] && ! /usr/bin/python3 -c 'import kmip' >/dev/null 2>&1; then
   packages+=(python3-pykmip)
 fi
-if [ ${#packages[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  echo "setup: installing ${packages[*]} with apt-get"
+# The cluster tests start their own throwaway PostgreSQL (Debian's initdb and pg_ctl), on loopback.
+want_postgres=0
+if [ "$want_test" = 1 ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  want_postgres=1
+fi
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+if [ ${#packages[@]} -gt 0 ] || [ "$want_postgres" = 1 ]; then
   $sudo apt-get update -qq
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "setup: installing ${packages[*]} with apt-get"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+if [ "$want_postgres" = 1 ]; then
+  echo "setup: installing postgresql with apt-get (its system service is not started)"
+  # Debian starts a package's service on install unless a policy-rc.d says no: say no for this
+  # install only, unless the machine already has its own policy (containers usually do).
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    own_policy=1
+  fi
+  status=0
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null || status=$?
+  [ "$own_policy" = 1 ] && $sudo rm -f "$policy"
+  [ "$status" = 0 ] || exit "$status"
 fi
 
 # Install when node_modules is missing or older than the lockfile. `npm install` rather than

@@ -4,26 +4,44 @@
 // those root keys (the same HSM, or one the keys were replicated to by the HSM's own means).
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
-import { loadConfig, resolveIn } from '../server/config.js';
+import { loadConfig } from '../server/config.js';
 import { backupStore, inspectStoreFile, restoreStore, sampleWrappedKeys } from '../store/backup.js';
 import { HsmError } from '../hsm/index.js';
-import { openDataHsm } from './data-folder.js';
+import { addStoreOptions, openDataHsm, storeLocationOf, storeTarget, type StoreOpts, type StoreTarget } from './data-folder.js';
+import type { StoreLocation } from '../store/store-location.js';
 import { audited } from './operator-audit.js';
 
 const dataOption = () => new Option('-d, --data <dir>', 'kmipd data folder').default('./data');
 
-async function backup(o: { data: string; out: string }): Promise<void> {
-  const cfg = loadConfig(o.data);
+/**
+ * The SQLite file behind a target. A PostgreSQL store is backed up and restored with PostgreSQL's
+ * own tools, which do it better than kmipd could (consistent online dumps, point-in-time recovery).
+ */
+function sqliteFileOf(t: StoreTarget, what: 'backup' | 'restore'): string {
+  const loc: StoreLocation = storeLocationOf(t, loadConfig(t.data));
+  if (loc.kind === 'sqlite') return loc.path;
+  throw new Error(
+    what === 'backup'
+      ? `the store is PostgreSQL (${loc.url}): back it up with PostgreSQL's tools, e.g. \`pg_dump --format=custom --file=kmipd.dump '${loc.url}'\` ` +
+          '(a consistent copy while kmipd serves), or base backups with WAL archiving for point-in-time recovery. ' +
+          'Like a kmipd backup, the dump holds wrapped keys only: it opens nothing without the HSM root key(s).'
+      : `the store is PostgreSQL (${loc.url}): restore a pg_dump with \`pg_restore --dbname='${loc.url}' kmipd.dump\` into an empty database ` +
+          '(stop the kmipd nodes first), then start them with --store (or store.url) pointing at it; their HSM must hold the root key(s) of the dump.',
+  );
+}
+
+async function backup(o: { data: string; out: string } & StoreOpts): Promise<void> {
+  const file = sqliteFileOf(storeTarget(o.data, o), 'backup');
   await audited(o.data, { operation: 'backup', detail: { out: o.out } }, async () => {
-    const summary = await backupStore(resolveIn(o.data, cfg.store.sqlite), o.out);
+    const summary = await backupStore(file, o.out);
     console.log(`backup written to ${o.out}: ${summary.objects} object(s), ${summary.clients} client(s), root key(s) ${summary.rootKeyLabels.join(', ') || '-'}`);
     console.log('it opens nothing without those root keys in the HSM: keep the HSM (or its own backup) safe as well');
   });
 }
 
-async function restore(o: { data: string; from: string; force: boolean }): Promise<void> {
+async function restore(o: { data: string; from: string; force: boolean } & StoreOpts): Promise<void> {
   const cfg = loadConfig(o.data);
-  const storePath = resolveIn(o.data, cfg.store.sqlite);
+  const storePath = sqliteFileOf(storeTarget(o.data, o), 'restore');
   await audited(o.data, { operation: 'restore', detail: { from: o.from } }, async () => {
     const incoming = inspectStoreFile(o.from);
     const current = inspectStoreFile(storePath);
@@ -66,12 +84,13 @@ export function registerBackupCommands(program: Command): void {
     .description('consistent online copy of the store (SQLite backup API) while the server serves; useless without the HSM root key')
     .addOption(dataOption())
     .requiredOption('-o, --out <file>', 'backup file to create (never overwritten; mode 0600)')
-    .action((o) => backup({ data: resolve(o.data), out: resolve(o.out) }));
+    .action((o) => backup({ ...storeTarget(resolve(o.data), o), out: resolve(o.out) }));
   program
     .command('restore')
     .description('replace the store of a (new) data folder by a backup; its HSM must hold the root keys the backup needs')
     .addOption(dataOption())
     .requiredOption('--from <file>', 'backup file made by kmipd backup')
     .option('--force', 'replace a store that already holds keys or clients', false)
-    .action((o) => restore({ data: resolve(o.data), from: resolve(o.from), force: o.force }));
+    .action((o) => restore({ ...storeTarget(resolve(o.data), o), from: resolve(o.from), force: o.force }));
+  for (const name of ['backup', 'restore']) addStoreOptions(program.commands.find((c) => c.name() === name)!);
 }

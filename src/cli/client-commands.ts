@@ -22,8 +22,7 @@ import {
 import { basicConstraints, hasKeyUsage } from '../pki/x509-inspect.js';
 import { CLIENT_ROLES, assertValidTenant, type ClientRecord, type ClientRole, type NewCredential } from '../store/client-registry.js';
 import { resolveIn, type KmipdConfig } from '../server/config.js';
-import { ClientPasswords } from '../store/client-passwords.js';
-import { withOperatorStore } from './data-folder.js';
+import { addStoreOptions, storeTarget, withOperatorStore, type StoreOpts } from './data-folder.js';
 import { audited } from './operator-audit.js';
 import { positiveInt, printJson, table, when } from './format.js';
 
@@ -65,20 +64,20 @@ function issuedCredential(issued: Pick<IssuedClient, 'certPem'>): NewCredential 
 
 // ---------------------------------------------------------------- enroll
 
-export async function enrollClient(o: { name: string; data: string; out: string; days: number; force: boolean } & Membership): Promise<void> {
+export async function enrollClient(o: { name: string; data: string; out: string; days: number; force: boolean } & Membership & StoreOpts): Promise<void> {
   assertValidClientName(o.name);
   assertValidTenant(o.tenant);
   let fingerprint: string | undefined;
-  await withOperatorStore(o.data, (s) =>
+  await withOperatorStore(storeTarget(o.data, o), (s) =>
     audited(o.data, () => ({ operation: 'client enroll', client: o.name, tenant: o.tenant, fingerprint, detail: { role: o.role } }), async () => {
-      const existing = s.clients.get(o.name);
+      const existing = await s.clients.get(o.name);
       if (existing && !o.force) throw new Error(`client ${o.name} is already enrolled; use \`kmipd client renew ${o.name} --out DIR\` for a new certificate`);
       if (existing?.revokedAt) throw new Error(`client ${o.name} is revoked; enroll a new name`);
       const issued = await issueClientCertificate(devPkiDir(o.data, s.config), o.name, { days: o.days });
       fingerprint = issued.fingerprintSha256;
       const paths = await writeClientBundle(o.out, issued, { force: o.force });
-      if (existing) s.clients.addCredential(o.name, issuedCredential(issued), { revokePrevious: false });
-      else s.clients.addClient({ name: o.name, tenant: o.tenant, role: o.role }, issuedCredential(issued));
+      if (existing) await s.clients.addCredential(o.name, issuedCredential(issued), { revokePrevious: false });
+      else await s.clients.addClient({ name: o.name, tenant: o.tenant, role: o.role }, issuedCredential(issued));
       console.log(`certificate: ${paths.certPath}`);
       console.log(`private key: ${paths.keyPath}`);
       console.log(`CA:          ${paths.caPath}`);
@@ -91,19 +90,19 @@ export async function enrollClient(o: { name: string; data: string; out: string;
 
 // ---------------------------------------------------------------- sign-csr
 
-async function signCsr(o: { name: string; data: string; csr: string; days: number; renew: boolean; revokePrevious: boolean } & Membership): Promise<void> {
+async function signCsr(o: { name: string; data: string; csr: string; days: number; renew: boolean; revokePrevious: boolean } & Membership & StoreOpts): Promise<void> {
   assertValidClientName(o.name);
   assertValidTenant(o.tenant);
   let fingerprint: string | undefined;
-  await withOperatorStore(o.data, (s) =>
+  await withOperatorStore(storeTarget(o.data, o), (s) =>
     audited(o.data, () => ({ operation: o.renew ? 'client renew' : 'client sign-csr', client: o.name, tenant: o.tenant, fingerprint }), async () => {
-      const existing = s.clients.get(o.name);
+      const existing = await s.clients.get(o.name);
       if (o.renew) requireRenewable(existing, o.name, 'issued');
       else if (existing) throw new Error(`client ${o.name} already exists; use \`kmipd client renew ${o.name} --csr FILE\``);
       const signed = await signClientCsr(devPkiDir(o.data, s.config), o.name, readFileSync(o.csr), { days: o.days });
       fingerprint = signed.fingerprintSha256;
-      if (o.renew) s.clients.addCredential(o.name, issuedCredential(signed), { revokePrevious: o.revokePrevious });
-      else s.clients.addClient({ name: o.name, tenant: o.tenant, role: o.role }, issuedCredential(signed));
+      if (o.renew) await s.clients.addCredential(o.name, issuedCredential(signed), { revokePrevious: o.revokePrevious });
+      else await s.clients.addClient({ name: o.name, tenant: o.tenant, role: o.role }, issuedCredential(signed));
       process.stdout.write(signed.certPem);
       console.error(`signed ${signed.keyDescription} key of request "${signed.requestedSubject}" as client ${o.name}`);
       console.error(`fingerprint: sha256 ${signed.fingerprintSha256}, valid until ${signed.notAfter.toISOString()}`);
@@ -120,15 +119,15 @@ function pinnedCredential(path: string): NewCredential {
   return credentialOf('pinned', pem);
 }
 
-async function trustCertificate(o: { name: string; data: string; cert: string } & Membership): Promise<void> {
+async function trustCertificate(o: { name: string; data: string; cert: string } & Membership & StoreOpts): Promise<void> {
   assertValidClientName(o.name);
   assertValidTenant(o.tenant);
   let fingerprint: string | undefined;
-  await withOperatorStore(o.data, (s) =>
+  await withOperatorStore(storeTarget(o.data, o), (s) =>
     audited(o.data, () => ({ operation: 'client trust', client: o.name, tenant: o.tenant, fingerprint, detail: { role: o.role } }), async () => {
       const cred = pinnedCredential(o.cert);
       fingerprint = cred.fingerprint;
-      s.clients.addClient({ name: o.name, tenant: o.tenant, role: o.role }, cred);
+      await s.clients.addClient({ name: o.name, tenant: o.tenant, role: o.role }, cred);
       console.log(`pinned certificate sha256 ${cred.fingerprint} (valid until ${when(cred.notAfter)}) as client ${o.name} (tenant ${o.tenant}, role ${o.role})`);
     }),
   );
@@ -136,11 +135,11 @@ async function trustCertificate(o: { name: string; data: string; cert: string } 
 
 // ---------------------------------------------------------------- trust-ca
 
-async function trustCa(o: { name: string; data: string; cert: string; subject?: string | undefined } & Membership): Promise<void> {
+async function trustCa(o: { name: string; data: string; cert: string; subject?: string | undefined } & Membership & StoreOpts): Promise<void> {
   assertValidClientName(o.name);
   assertValidTenant(o.tenant);
   let fingerprint: string | undefined;
-  await withOperatorStore(o.data, (s) =>
+  await withOperatorStore(storeTarget(o.data, o), (s) =>
     audited(o.data, () => ({ operation: 'client trust-ca', client: o.name, tenant: o.tenant, fingerprint, detail: { role: o.role, subject: o.subject } }), async () => {
       const { pem, x509 } = readCertificateFile(o.cert);
       const details = inspectCertificate(x509);
@@ -150,7 +149,7 @@ async function trustCa(o: { name: string; data: string; cert: string; subject?: 
       const summary = certificateSummary(pem);
       fingerprint = summary.fingerprintSha256;
       const subject = o.subject === undefined ? undefined : parseSubjectArgument(o.subject);
-      s.clients.addClient(
+      await s.clients.addClient(
         { name: o.name, tenant: o.tenant, role: o.role },
         { kind: 'ca', fingerprint, certificate: pem, subject, serial: summary.serialHex, notAfter: summary.notAfter },
       );
@@ -171,9 +170,9 @@ function clientStatus(c: ClientRecord, now = new Date()): string {
   return active.some((k) => k.notAfter > now) ? 'active' : 'expired';
 }
 
-async function listClients(o: { data: string; json: boolean; all: boolean }): Promise<void> {
-  await withOperatorStore(o.data, (s) => {
-    const clients = s.clients.list().filter((c) => o.all || !c.revokedAt);
+async function listClients(o: { data: string; json: boolean; all: boolean } & StoreOpts): Promise<void> {
+  await withOperatorStore(storeTarget(o.data, o), async (s) => {
+    const clients = (await s.clients.list()).filter((c) => o.all || !c.revokedAt);
     if (o.json) {
       printJson(
         clients.map((c) => ({
@@ -224,15 +223,15 @@ async function listClients(o: { data: string; json: boolean; all: boolean }): Pr
 
 // ---------------------------------------------------------------- revoke
 
-async function revokeClient(o: { name: string; data: string; fingerprint?: string | undefined; reason?: string | undefined }): Promise<void> {
-  await withOperatorStore(o.data, (s) =>
+async function revokeClient(o: { name: string; data: string; fingerprint?: string | undefined; reason?: string | undefined } & StoreOpts): Promise<void> {
+  await withOperatorStore(storeTarget(o.data, o), (s) =>
     audited(o.data, { operation: 'client revoke', client: o.name, fingerprint: o.fingerprint, detail: { revocationReason: o.reason } }, async () => {
       if (o.fingerprint) {
         const fp = o.fingerprint.replace(/:/g, '').toLowerCase();
-        s.clients.revokeCredential(o.name, fp);
+        await s.clients.revokeCredential(o.name, fp);
         console.log(`revoked certificate sha256 ${fp} of client ${o.name}`);
       } else {
-        if (!s.clients.revokeClient(o.name, o.reason)) throw new Error(`client ${o.name} is already revoked`);
+        if (!(await s.clients.revokeClient(o.name, o.reason))) throw new Error(`client ${o.name} is already revoked`);
         console.log(`revoked client ${o.name}`);
       }
       console.log('new connections with it are refused at once; running servers close its open connections within a second');
@@ -254,22 +253,22 @@ async function readPassword(envName: string | undefined): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
-async function setPassword(o: { name: string; data: string; username: string; passwordEnv?: string | undefined }): Promise<void> {
+async function setPassword(o: { name: string; data: string; username: string; passwordEnv?: string | undefined } & StoreOpts): Promise<void> {
   const password = await readPassword(o.passwordEnv);
-  await withOperatorStore(o.data, (s) =>
+  await withOperatorStore(storeTarget(o.data, o), (s) =>
     audited(o.data, { operation: 'client set-password', client: o.name }, async () => {
-      const c = s.clients.get(o.name);
+      const c = await s.clients.get(o.name);
       if (!c || c.revokedAt) throw new Error(`no active client named ${o.name}`);
-      new ClientPasswords(s.db).set(o.name, o.username, password);
+      await s.passwords.set(o.name, o.username, password);
       console.log(`client ${o.name}: requests that carry a Username/Password credential must now present ${JSON.stringify(o.username)} and this password`);
     }),
   );
 }
 
-async function clearPassword(o: { name: string; data: string }): Promise<void> {
-  await withOperatorStore(o.data, (s) =>
+async function clearPassword(o: { name: string; data: string } & StoreOpts): Promise<void> {
+  await withOperatorStore(storeTarget(o.data, o), (s) =>
     audited(o.data, { operation: 'client clear-password', client: o.name }, async () => {
-      if (!new ClientPasswords(s.db).clear(o.name)) throw new Error(`client ${o.name} has no password`);
+      if (!(await s.passwords.clear(o.name))) throw new Error(`client ${o.name} has no password`);
       console.log(`client ${o.name}: credentials in requests are no longer checked`);
     }),
   );
@@ -301,28 +300,28 @@ async function renewClient(o: {
   days: number;
   force: boolean;
   revokePrevious: boolean;
-}): Promise<void> {
+} & StoreOpts): Promise<void> {
   const given = [o.out, o.csr, o.cert].filter((v) => v !== undefined).length;
   if (given !== 1) throw new Error('give exactly one of --out DIR (new key and certificate), --csr FILE (sign a request) or --cert FILE (pin a new certificate)');
   if (o.csr) {
-    const c = await withOperatorStore(o.data, (s) => s.clients.get(o.name));
-    return signCsr({ name: o.name, data: o.data, csr: o.csr, days: o.days, renew: true, revokePrevious: o.revokePrevious, tenant: c?.tenant ?? 'default', role: c?.role ?? 'manager' });
+    const c = await withOperatorStore(storeTarget(o.data, o), (s) => s.clients.get(o.name));
+    return signCsr({ ...storeTarget(o.data, o), name: o.name, csr: o.csr, days: o.days, renew: true, revokePrevious: o.revokePrevious, tenant: c?.tenant ?? 'default', role: c?.role ?? 'manager' });
   }
   let fingerprint: string | undefined;
-  await withOperatorStore(o.data, (s) =>
+  await withOperatorStore(storeTarget(o.data, o), (s) =>
     audited(o.data, () => ({ operation: 'client renew', client: o.name, fingerprint, detail: { revokePrevious: o.revokePrevious } }), async () => {
       if (o.cert) {
-        requireRenewable(s.clients.get(o.name), o.name, 'pinned');
+        requireRenewable(await s.clients.get(o.name), o.name, 'pinned');
         const cred = pinnedCredential(o.cert);
         fingerprint = cred.fingerprint;
-        s.clients.addCredential(o.name, cred, { revokePrevious: o.revokePrevious });
+        await s.clients.addCredential(o.name, cred, { revokePrevious: o.revokePrevious });
         console.log(`pinned certificate sha256 ${cred.fingerprint} (valid until ${when(cred.notAfter)}) for client ${o.name}`);
       } else {
-        requireRenewable(s.clients.get(o.name), o.name, 'issued');
+        requireRenewable(await s.clients.get(o.name), o.name, 'issued');
         const issued = await issueClientCertificate(devPkiDir(o.data, s.config), o.name, { days: o.days });
         fingerprint = issued.fingerprintSha256;
         const paths = await writeClientBundle(o.out!, issued, { force: o.force });
-        s.clients.addCredential(o.name, issuedCredential(issued), { revokePrevious: o.revokePrevious });
+        await s.clients.addCredential(o.name, issuedCredential(issued), { revokePrevious: o.revokePrevious });
         console.log(`certificate: ${paths.certPath}`);
         console.log(`private key: ${paths.keyPath}`);
         console.log(`CA:          ${paths.caPath}`);
@@ -348,7 +347,7 @@ export function registerClientCommands(client: Command): void {
     .addOption(daysOption())
     .addOption(tenantOption())
     .addOption(roleOption())
-    .action((name: string, o) => signCsr({ name, data: resolve(o.data), csr: o.csr, days: o.days, renew: false, revokePrevious: false, tenant: o.tenant, role: o.role }));
+    .action((name: string, o) => signCsr({ name, ...storeTarget(resolve(o.data), o), csr: o.csr, days: o.days, renew: false, revokePrevious: false, tenant: o.tenant, role: o.role }));
 
   client
     .command('trust <name>')
@@ -357,7 +356,7 @@ export function registerClientCommands(client: Command): void {
     .requiredOption('--cert <file>', "the client's certificate (PEM or DER)")
     .addOption(tenantOption())
     .addOption(roleOption())
-    .action((name: string, o) => trustCertificate({ name, data: resolve(o.data), cert: o.cert, tenant: o.tenant, role: o.role }));
+    .action((name: string, o) => trustCertificate({ name, ...storeTarget(resolve(o.data), o), cert: o.cert, tenant: o.tenant, role: o.role }));
 
   client
     .command('trust-ca <name>')
@@ -367,7 +366,7 @@ export function registerClientCommands(client: Command): void {
     .option('--subject <dn>', 'accept only this subject, e.g. "CN=vcenter01.example.com,O=Example" (attribute order does not matter)')
     .addOption(tenantOption())
     .addOption(roleOption())
-    .action((name: string, o) => trustCa({ name, data: resolve(o.data), cert: o.cert, subject: o.subject, tenant: o.tenant, role: o.role }));
+    .action((name: string, o) => trustCa({ name, ...storeTarget(resolve(o.data), o), cert: o.cert, subject: o.subject, tenant: o.tenant, role: o.role }));
 
   client
     .command('list')
@@ -375,7 +374,7 @@ export function registerClientCommands(client: Command): void {
     .addOption(dataOption())
     .option('--json', 'JSON instead of a table', false)
     .option('--all', 'include revoked clients and certificates', false)
-    .action((o) => listClients({ data: resolve(o.data), json: o.json, all: o.all }));
+    .action((o) => listClients({ ...storeTarget(resolve(o.data), o), json: o.json, all: o.all }));
 
   client
     .command('revoke <name>')
@@ -383,7 +382,7 @@ export function registerClientCommands(client: Command): void {
     .addOption(dataOption())
     .option('--fingerprint <sha256>', 'revoke only this certificate of the client (e.g. the one a renewal replaced)')
     .option('--reason <text>', 'why (kept in the registry and the audit log)')
-    .action((name: string, o) => revokeClient({ name, data: resolve(o.data), fingerprint: o.fingerprint, reason: o.reason }));
+    .action((name: string, o) => revokeClient({ name, ...storeTarget(resolve(o.data), o), fingerprint: o.fingerprint, reason: o.reason }));
 
   client
     .command('set-password <name>')
@@ -391,13 +390,13 @@ export function registerClientCommands(client: Command): void {
     .addOption(dataOption())
     .requiredOption('--username <user>', 'the username the client sends')
     .option('--password-env <var>', 'read the password from this environment variable instead of stdin')
-    .action((name: string, o) => setPassword({ name, data: resolve(o.data), username: o.username, passwordEnv: o.passwordEnv }));
+    .action((name: string, o) => setPassword({ name, ...storeTarget(resolve(o.data), o), username: o.username, passwordEnv: o.passwordEnv }));
 
   client
     .command('clear-password <name>')
     .description('stop checking credentials for a client (its certificate alone identifies it)')
     .addOption(dataOption())
-    .action((name: string, o) => clearPassword({ name, data: resolve(o.data) }));
+    .action((name: string, o) => clearPassword({ name, ...storeTarget(resolve(o.data), o) }));
 
   client
     .command('renew <name>')
@@ -410,6 +409,9 @@ export function registerClientCommands(client: Command): void {
     .option('--force', 'overwrite an existing NAME.key in --out', false)
     .option('--revoke-previous', 'revoke the previous certificate(s) at once instead of letting them run out', false)
     .action((name: string, o) =>
-      renewClient({ name, data: resolve(o.data), out: o.out && resolve(o.out), csr: o.csr, cert: o.cert, days: o.days, force: o.force, revokePrevious: o.revokePrevious }),
+      renewClient({ name, ...storeTarget(resolve(o.data), o), out: o.out && resolve(o.out), csr: o.csr, cert: o.cert, days: o.days, force: o.force, revokePrevious: o.revokePrevious }),
     );
+
+  // Every client command reads or writes the registry: each takes --store (enroll too, registered in main.ts).
+  for (const sub of client.commands) addStoreOptions(sub);
 }

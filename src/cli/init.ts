@@ -5,7 +5,8 @@ import { relative } from 'node:path';
 import { Hsm } from '../hsm/index.js';
 import { initSoftHsm } from '../hsm/index.js';
 import { initDevPki } from '../pki/index.js';
-import { SqliteStore } from '../store/sqlite-store.js';
+import { openStoreBackend } from '../store/backend.js';
+import { describeStore, isPostgresUrl, parseStoreUrl, redactStoreUrl, resolveStoreLocation } from '../store/store-location.js';
 import { configPath, DEFAULT_LIMITS, DEFAULT_LISTEN, loadConfig, readPin, resolveIn, saveConfig, type KmipdConfig, type PinSource } from '../server/config.js';
 
 export interface InitOptions {
@@ -23,6 +24,10 @@ export interface InitOptions {
   readonly tlsKey?: string;
   readonly clientCa?: string;
   readonly listen: string;
+  /** sqlite:PATH or postgres://… (recorded without its password); default: the folder's kmipd.db. */
+  readonly store?: string | undefined;
+  /** Environment variable holding the PostgreSQL password, recorded as store.passwordEnv. */
+  readonly storePasswordEnv?: string | undefined;
 }
 
 export interface InitReport {
@@ -30,6 +35,29 @@ export interface InitReport {
   readonly rootKeyCreated: boolean;
   readonly pkiCreated: boolean;
   readonly config: KmipdConfig;
+  /** The store, as shown to people (never a password). */
+  readonly store: string;
+}
+
+/** kmipd.json's store section for --store (a PostgreSQL URL is recorded without its password). */
+function storeSettings(o: InitOptions): KmipdConfig['store'] {
+  if (o.store === undefined) return { sqlite: 'kmipd.db' };
+  if (isPostgresUrl(o.store)) {
+    return { sqlite: 'kmipd.db', url: redactStoreUrl(o.store), ...(o.storePasswordEnv ? { passwordEnv: o.storePasswordEnv } : {}) };
+  }
+  parseStoreUrl(o.store, o.data); // refuses what is neither SQLite nor PostgreSQL
+  return { sqlite: o.store.startsWith('sqlite:') ? o.store.slice('sqlite:'.length) : o.store };
+}
+
+/** An existing folder keeps its store: `init --store` may only repeat it. */
+function sameStore(config: KmipdConfig, o: InitOptions): void {
+  if (o.store === undefined) return;
+  const wanted = storeSettings(o);
+  const recorded = config.store.url ?? `sqlite:${config.store.sqlite}`;
+  const asked = wanted.url ?? `sqlite:${wanted.sqlite}`;
+  if (recorded !== asked) {
+    throw new Error(`${o.data}/kmipd.json already uses the store ${recorded}; edit store in kmipd.json to move it (and the data) elsewhere`);
+  }
 }
 
 async function freshConfig(o: InitOptions): Promise<KmipdConfig> {
@@ -58,7 +86,7 @@ async function freshConfig(o: InitOptions): Promise<KmipdConfig> {
   return {
     version: 1,
     hsm,
-    store: { sqlite: 'kmipd.db' },
+    store: storeSettings(o),
     tls: ownTls
       ? { cert: o.tlsCert!, key: o.tlsKey!, clientCa: o.clientCa!, compatCiphers: false }
       : { cert: 'pki/server.crt', key: 'pki/server.key', clientCa: 'pki/ca.crt', compatCiphers: false },
@@ -72,6 +100,7 @@ export async function initDataDir(o: InitOptions): Promise<InitReport> {
   mkdirSync(o.data, { recursive: true, mode: 0o700 });
   const configCreated = !existsSync(configPath(o.data));
   const config = configCreated ? await freshConfig(o) : loadConfig(o.data);
+  if (!configCreated) sameStore(config, o);
   if (!configCreated && config.pki === undefined) {
     // nothing to create for TLS; the operator's own files must exist
     for (const p of [config.tls.cert, config.tls.key, config.tls.clientCa]) readFileSync(resolveIn(o.data, p));
@@ -103,8 +132,11 @@ export async function initDataDir(o: InitOptions): Promise<InitReport> {
     pkiCreated = (await initDevPki(resolveIn(o.data, config.pki.dir), opts)).created;
   }
 
-  const store = new SqliteStore(resolveIn(o.data, config.store.sqlite));
-  await store.close();
+  // Creates the store, or brings its schema up to date. A password in --store is used for this
+  // connection only; serve reads it from store.passwordEnv, PGPASSWORD or ~/.pgpass.
+  const location = o.store !== undefined ? parseStoreUrl(o.store, o.data, o.storePasswordEnv) : resolveStoreLocation(o.data, config.store);
+  const backend = await openStoreBackend(location, { poolSize: 1, applicationName: 'kmipd init' });
+  await backend.close();
   if (configCreated) saveConfig(o.data, config);
-  return { configCreated, rootKeyCreated, pkiCreated, config };
+  return { configCreated, rootKeyCreated, pkiCreated, config, store: describeStore(location) };
 }

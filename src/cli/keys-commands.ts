@@ -15,10 +15,9 @@ import type { KeyProtector, OperationContext, OperationHandler } from '../operat
 import { revoke } from '../operations/revoke.js';
 import { destroy } from '../operations/destroy.js';
 import type { InventoryRow } from '../store/key-inventory.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
-import type { StoredObject } from '../store/types.js';
+import type { KeyStore, StoredObject } from '../store/types.js';
 import { SERVER_VENDOR, SERVER_VERSION } from '../server/app.js';
-import { openObjectStore, withOperatorStore, type OperatorStore } from './data-folder.js';
+import { addStoreOptions, storeTarget, withOperatorStore, type StoreOpts, type OperatorStore } from './data-folder.js';
 import { audited } from './operator-audit.js';
 import { printJson, table, when } from './format.js';
 import { attributeText, namesOf, plainAttributes, STATE_NAMES, stateText } from './render-attributes.js';
@@ -44,7 +43,7 @@ const NO_KEY_MATERIAL: KeyProtector = {
 };
 
 /** Runs a KMIP handler as the operator, in the key's own tenant. */
-async function asOperator(store: SqliteStore, key: InventoryRow, handler: OperationHandler, payload: Parameters<typeof structure>[1]): Promise<void> {
+async function asOperator(store: KeyStore, key: InventoryRow, handler: OperationHandler, payload: Parameters<typeof structure>[1]): Promise<void> {
   const ctx: OperationContext = {
     version: { major: 2, minor: 1 },
     client: { name: 'operator', tenant: key.tenant, role: 'manager', commonName: 'kmipd CLI', fingerprintSha256: '' },
@@ -70,8 +69,8 @@ async function asOperator(store: SqliteStore, key: InventoryRow, handler: Operat
   }
 }
 
-function requireKey(s: OperatorStore, id: string): InventoryRow {
-  const row = s.inventory.get(id);
+async function requireKey(s: OperatorStore, id: string): Promise<InventoryRow> {
+  const row = await s.inventory.get(id);
   if (!row) throw new Error(`no key with id ${id}`);
   return row;
 }
@@ -130,75 +129,64 @@ function parseState(v: string, prev: number[] = []): number[] {
   return [...prev, s];
 }
 
-async function listKeys(o: { data: string; tenant?: string; states?: number[]; name?: string; attrs?: { name: string; value: string }[]; json: boolean }): Promise<void> {
-  await withOperatorStore(o.data, async (s) => {
-    const store = openObjectStore(s);
-    try {
-      const views: KeyView[] = [];
-      for (const row of s.inventory.list({ tenant: o.tenant, states: o.states })) {
-        const obj = await store.get(row.id);
-        const attrs = obj?.attributes ?? [];
-        if (o.name !== undefined && !namesOf(attrs).includes(o.name)) continue;
-        if (o.attrs && !o.attrs.every((f) => matchesAttribute(attrs, f))) continue;
-        views.push(view(row, obj));
-      }
-      if (o.json) return printJson(views);
-      console.log(
-        table(
-          ['ID', 'TENANT', 'STATE', 'NAME', 'ALGORITHM', 'ROOT KEY', 'SERVED', 'CREATED'],
-          views.map((v) => [
-            v.id,
-            v.tenant,
-            v.state,
-            v.names.join(',') || '-',
-            v.algorithm,
-            v.rootKey ?? '-',
-            v.keyMaterial === 'erased' ? 'no (erased)' : v.operatorRevoked ? 'no (revoked by operator)' : 'yes',
-            when(v.createdAt),
-          ]),
-        ),
-      );
-    } finally {
-      await store.close();
+async function listKeys(o: { data: string; tenant?: string; states?: number[]; name?: string; attrs?: { name: string; value: string }[]; json: boolean } & StoreOpts): Promise<void> {
+  await withOperatorStore(storeTarget(o.data, o), async (s) => {
+    const views: KeyView[] = [];
+    for (const row of await s.inventory.list({ tenant: o.tenant, states: o.states })) {
+      const obj = await s.objects.get(row.id);
+      const attrs = obj?.attributes ?? [];
+      if (o.name !== undefined && !namesOf(attrs).includes(o.name)) continue;
+      if (o.attrs && !o.attrs.every((f) => matchesAttribute(attrs, f))) continue;
+      views.push(view(row, obj));
     }
+    if (o.json) return printJson(views);
+    console.log(
+      table(
+        ['ID', 'TENANT', 'STATE', 'NAME', 'ALGORITHM', 'ROOT KEY', 'SERVED', 'CREATED'],
+        views.map((v) => [
+          v.id,
+          v.tenant,
+          v.state,
+          v.names.join(',') || '-',
+          v.algorithm,
+          v.rootKey ?? '-',
+          v.keyMaterial === 'erased' ? 'no (erased)' : v.operatorRevoked ? 'no (revoked by operator)' : 'yes',
+          when(v.createdAt),
+        ]),
+      ),
+    );
   });
 }
 
-async function showKey(o: { data: string; id: string; json: boolean }): Promise<void> {
-  await withOperatorStore(o.data, async (s) => {
-    const row = requireKey(s, o.id);
-    const store = openObjectStore(s);
-    try {
-      const v = view(row, await store.get(o.id));
-      const hold = s.holds.get(o.id);
-      const full = { ...v, operatorRevocation: hold ? { at: hold.heldAt, reason: hold.reason, message: hold.message ?? null } : null };
-      if (o.json) return printJson(full);
-      console.log(`id:           ${v.id}`);
-      console.log(`tenant:       ${v.tenant}`);
-      console.log(`state:        ${v.state}`);
-      console.log(`key material: ${v.keyMaterial}${v.rootKey ? ` (under root key ${v.rootKey})` : ''}`);
-      console.log(`served:       ${v.keyMaterial === 'erased' ? 'no (erased)' : hold ? `no: revoked by the operator ${when(hold.heldAt)} (${hold.reason})` : 'yes'}`);
-      console.log('attributes:');
-      for (const [name, value] of Object.entries(v.attributes)) console.log(`  ${name}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
-    } finally {
-      await store.close();
-    }
+async function showKey(o: { data: string; id: string; json: boolean } & StoreOpts): Promise<void> {
+  await withOperatorStore(storeTarget(o.data, o), async (s) => {
+    const row = await requireKey(s, o.id);
+    const v = view(row, await s.objects.get(o.id));
+    const hold = await s.holds.get(o.id);
+    const full = { ...v, operatorRevocation: hold ? { at: hold.heldAt, reason: hold.reason, message: hold.message ?? null } : null };
+    if (o.json) return printJson(full);
+    console.log(`id:           ${v.id}`);
+    console.log(`tenant:       ${v.tenant}`);
+    console.log(`state:        ${v.state}`);
+    console.log(`key material: ${v.keyMaterial}${v.rootKey ? ` (under root key ${v.rootKey})` : ''}`);
+    console.log(`served:       ${v.keyMaterial === 'erased' ? 'no (erased)' : hold ? `no: revoked by the operator ${when(hold.heldAt)} (${hold.reason})` : 'yes'}`);
+    console.log('attributes:');
+    for (const [name, value] of Object.entries(v.attributes)) console.log(`  ${name}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
   });
 }
 
 // ---------------------------------------------------------------- revoke / destroy
 
-async function revokeKey(o: { data: string; id: string; reason: string; message?: string | undefined; compromisedAt?: Date | undefined }): Promise<void> {
+async function revokeKey(o: { data: string; id: string; reason: string; message?: string | undefined; compromisedAt?: Date | undefined } & StoreOpts): Promise<void> {
   const code = REVOCATION_REASONS[o.reason];
   if (code === undefined) throw new Error(`--reason must be one of ${Object.keys(REVOCATION_REASONS).join(', ')}`);
-  await withOperatorStore(o.data, (s) =>
+  await withOperatorStore(storeTarget(o.data, o), (s) =>
     audited(o.data, { operation: 'keys revoke', object: o.id, detail: { revocationReason: o.reason, revocationMessage: o.message } }, async () => {
-      const key = requireKey(s, o.id);
+      const key = await requireKey(s, o.id);
       // The hold first: from this instant no node serves the key, even before the state changes.
-      const placed = s.holds.hold(o.id, o.reason, o.message);
-      const store = openObjectStore(s);
+      const placed = await s.holds.hold(o.id, o.reason, o.message);
       try {
-        await asOperator(store, key, revoke, [
+        await asOperator(s.objects, key, revoke, [
           textString(Tag.UniqueIdentifier, o.id),
           structure(Tag.RevocationReason, [
             enumeration(Tag.RevocationReasonCode, code),
@@ -207,31 +195,26 @@ async function revokeKey(o: { data: string; id: string; reason: string; message?
           ...(o.compromisedAt ? [dateTime(Tag.CompromiseOccurrenceDate, BigInt(Math.floor(o.compromisedAt.getTime() / 1000)))] : []),
         ]);
       } catch (err) {
-        if (placed) s.holds.release(o.id);
+        if (placed) await s.holds.release(o.id);
         throw kmipMessage(err);
-      } finally {
-        await store.close();
       }
-      const after = requireKey(s, o.id);
+      const after = await requireKey(s, o.id);
       console.log(`key ${o.id} revoked (${o.reason}): state ${stateText(after.state)}; it is no longer served to any client`);
     }),
   );
 }
 
-async function destroyKey(o: { data: string; id: string; yes: boolean }): Promise<void> {
+async function destroyKey(o: { data: string; id: string; yes: boolean } & StoreOpts): Promise<void> {
   if (!o.yes) throw new Error('destroy erases the key for good; repeat with --yes');
-  await withOperatorStore(o.data, (s) =>
+  await withOperatorStore(storeTarget(o.data, o), (s) =>
     audited(o.data, { operation: 'keys destroy', object: o.id }, async () => {
-      const key = requireKey(s, o.id);
-      const store = openObjectStore(s);
+      const key = await requireKey(s, o.id);
       try {
-        await asOperator(store, key, destroy, [textString(Tag.UniqueIdentifier, o.id)]);
+        await asOperator(s.objects, key, destroy, [textString(Tag.UniqueIdentifier, o.id)]);
       } catch (err) {
         throw kmipMessage(err);
-      } finally {
-        await store.close();
       }
-      const after = requireKey(s, o.id);
+      const after = await requireKey(s, o.id);
       if (after.hasKeyMaterial) throw new Error(`key ${o.id}: the wrapped key is still present after destroy`);
       console.log(`key ${o.id} destroyed: wrapped key overwritten and removed; attributes kept (state ${stateText(after.state)})`);
     }),
@@ -249,13 +232,13 @@ export function registerKeysCommands(program: Command): void {
     .option('--name <name>', 'only keys with this Name')
     .option('--attr <name=value>', 'only keys whose attribute has this value, e.g. x-cluster=prod (repeatable)', parseAttrFilter)
     .option('--json', 'JSON instead of a table', false)
-    .action((o) => listKeys({ data: resolve(o.data), tenant: o.tenant, states: o.state, name: o.name, attrs: o.attr, json: o.json }));
+    .action((o) => listKeys({ ...storeTarget(resolve(o.data), o), tenant: o.tenant, states: o.state, name: o.name, attrs: o.attr, json: o.json }));
   keys
     .command('show <id>')
     .description('one key: state, attributes, whether it is served (never its material)')
     .addOption(dataOption())
     .option('--json', 'JSON', false)
-    .action((id: string, o) => showKey({ data: resolve(o.data), id, json: o.json }));
+    .action((id: string, o) => showKey({ ...storeTarget(resolve(o.data), o), id, json: o.json }));
   keys
     .command('revoke <id>')
     .description('revoke a key: KMIP Revoke semantics for its state, and it is not served to any client from now on')
@@ -267,11 +250,12 @@ export function registerKeysCommands(program: Command): void {
       if (Number.isNaN(d.getTime())) throw new Error('--compromised-at must be an ISO-8601 date');
       return d;
     })
-    .action((id: string, o) => revokeKey({ data: resolve(o.data), id, reason: o.reason, message: o.message, compromisedAt: o.compromisedAt }));
+    .action((id: string, o) => revokeKey({ ...storeTarget(resolve(o.data), o), id, reason: o.reason, message: o.message, compromisedAt: o.compromisedAt }));
   keys
     .command('destroy <id>')
     .description('crypto-erase a key: the wrapped key is overwritten and removed, the attributes stay as a tombstone')
     .addOption(dataOption())
     .option('--yes', 'confirm: this cannot be undone', false)
-    .action((id: string, o) => destroyKey({ data: resolve(o.data), id, yes: o.yes }));
+    .action((id: string, o) => destroyKey({ ...storeTarget(resolve(o.data), o), id, yes: o.yes }));
+  for (const sub of keys.commands) addStoreOptions(sub);
 }

@@ -6,8 +6,10 @@ import { serve } from './serve.js';
 import { enrollClient, registerClientCommands } from './client-commands.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { CLIENT_ROLES } from '../store/client-registry.js';
-import { DEFAULT_LISTEN } from '../server/config.js';
+import { LIMIT_SETTINGS, DEFAULT_LISTEN, loadConfig, type Limits } from '../server/config.js';
+import { configReferenceMarkdown } from '../server/config-reference.js';
 import { DEFAULT_ROOT_KEY_LABEL } from '../hsm/index.js';
+import { addStoreOptions } from './data-folder.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const positiveInt = (v: string): number => {
@@ -44,42 +46,54 @@ export function buildProgram(): Command {
       console.log(said(report.configCreated, `created ${data}/kmipd.json`, `${data}/kmipd.json already present`));
       console.log(said(report.rootKeyCreated, `generated root key ${report.config.hsm.rootKeyLabel} in the HSM`, `root key ${report.config.hsm.rootKeyLabel} present in the HSM`));
       if (report.config.pki) console.log(said(report.pkiCreated, 'created the dev PKI (CA and server certificate)', 'dev PKI present'));
+      console.log(`store: ${report.store}`);
       console.log(`next: kmipd client enroll NAME --data ${o.data} --out ./client && kmipd serve --data ${o.data}`);
     });
 
-  program
+  addStoreOptions(program.commands.find((c) => c.name() === 'init')!);
+
+  const serveCmd = program
     .command('serve')
     .description('serve KMIP over mutual TLS until SIGTERM/SIGINT')
     .addOption(dataOption())
-    .option('--listen <host:port>', 'address to serve on (default: from kmipd.json, 127.0.0.1:5696)')
+    .option('--listen <host:port>', `address to serve on (default: from kmipd.json, ${DEFAULT_LISTEN})`)
+    .option('--admin-listen <host:port>', 'also serve /healthz, /readyz and /metrics over plain HTTP here (default: from kmipd.json, off)')
     .option('--tls-compat', 'also offer the RSA key-exchange AES-CBC-SHA256 suites older vCenters negotiate', false)
-    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
-    .option('--max-message-size <bytes>', 'largest request accepted (default 262144)', positiveInt)
-    .option('--max-batch-items <n>', 'most batch items in one request (default 256)', positiveInt)
-    .option('--max-attributes <n>', 'most attributes in one batch item (default 256)', positiveInt)
-    .option('--max-connections <n>', 'open connections in total (default 1024)', positiveInt)
-    .option('--max-connections-per-client <n>', 'open connections per client certificate (default 256)', positiveInt)
-    .option('--handshake-timeout <ms>', 'time allowed for the TLS handshake (default 10000)', positiveInt)
-    .option('--idle-timeout <ms>', 'close a connection silent this long (default 300000)', positiveInt)
-    .option('--read-timeout <ms>', 'close a connection that takes longer to send one request (default 30000)', positiveInt)
-    .action(async (o) =>
-      serve({
-        data: resolve(o.data),
-        listen: o.listen,
-        compatCiphers: o.tlsCompat,
-        logLevel: o.logLevel,
-        limits: {
-          maxMessageSize: o.maxMessageSize,
-          maxBatchItems: o.maxBatchItems,
-          maxAttributes: o.maxAttributes,
-          maxConnections: o.maxConnections,
-          maxConnectionsPerClient: o.maxConnectionsPerClient,
-          handshakeTimeoutMs: o.handshakeTimeout,
-          idleTimeoutMs: o.idleTimeout,
-          readTimeoutMs: o.readTimeout,
-        },
-      }),
-    );
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info');
+  // One flag per limit, named and documented by the configuration schema.
+  const limitFlags = Object.entries(LIMIT_SETTINGS).map(([name, setting]) => {
+    const option = new Option(setting.serveFlag, `${setting.description} (default ${String(setting.default)})`).argParser(positiveInt);
+    serveCmd.addOption(option);
+    return [name, option.attributeName()] as const;
+  });
+  serveCmd.action(async (o) =>
+    serve({
+      data: resolve(o.data),
+      listen: o.listen,
+      adminListen: o.adminListen,
+      compatCiphers: o.tlsCompat,
+      logLevel: o.logLevel,
+      limits: Object.fromEntries(limitFlags.map(([name, attr]) => [name, o[attr] as number | undefined])) as Partial<Limits>,
+      store: { url: o.store, passwordEnv: o.storePasswordEnv },
+    }),
+  );
+  addStoreOptions(serveCmd);
+
+  const config = program.command('config').description('the configuration file kmipd.json');
+  config
+    .command('check')
+    .description("validate the data folder's kmipd.json and print it with every default filled in")
+    .addOption(dataOption())
+    .action((o) => {
+      // Unset optional settings show as null rather than vanishing.
+      console.log(JSON.stringify(loadConfig(resolve(o.data)), (_k, v: unknown) => (v === undefined ? null : v), 2));
+    });
+  config
+    .command('reference')
+    .description('print the reference of every kmipd.json setting (Markdown)')
+    .action(() => {
+      process.stdout.write(configReferenceMarkdown());
+    });
 
   const client = program.command('client').description('manage KMIP clients');
   client
@@ -92,7 +106,7 @@ export function buildProgram(): Command {
     .option('--tenant <tenant>', "tenant the client belongs to: it sees only this tenant's keys", 'default')
     .addOption(new Option('--role <role>', 'reader: attributes and Locate; writer: + Get key material; manager: everything').choices(CLIENT_ROLES).default('manager'))
     .action(async (name: string, o) =>
-      enrollClient({ name, data: resolve(o.data), out: resolve(o.out), days: o.days, force: o.force, tenant: o.tenant, role: o.role }),
+      enrollClient({ name, data: resolve(o.data), store: o.store, storePasswordEnv: o.storePasswordEnv, out: resolve(o.out), days: o.days, force: o.force, tenant: o.tenant, role: o.role }),
     );
   registerClientCommands(client);
   registerOperatorCommands(program);

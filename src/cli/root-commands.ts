@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HsmError, type Hsm } from '../hsm/index.js';
 import type { RootKeyVersion } from '../store/root-keys.js';
-import { openDataHsm, withOperatorStore, type OperatorStore } from './data-folder.js';
+import { addStoreOptions, openDataHsm, storeTarget, withOperatorStore, type OperatorStore, type StoreOpts } from './data-folder.js';
 import { audited } from './operator-audit.js';
 import { nonNegativeInt, positiveInt, printJson, table, when } from './format.js';
 
@@ -44,7 +44,7 @@ export async function completeRotation(
   hsm: Hsm,
   o: { batch: number; paceMs: number; progress: (done: number, remaining: number) => void },
 ): Promise<RotationResult> {
-  const target = s.rootKeys.activeLabel();
+  const target = await s.rootKeys.activeLabel();
   if (!target) throw new Error('no active root key recorded');
   const failed = new Map<string, string>();
   let rewrapped = 0;
@@ -52,7 +52,7 @@ export async function completeRotation(
   for (;;) {
     let cursor: string | undefined;
     for (;;) {
-      const batch = s.rootKeys.pending(target, o.batch, cursor);
+      const batch = await s.rootKeys.pending(target, o.batch, cursor);
       if (batch.length === 0) break;
       for (const row of batch) {
         cursor = row.id;
@@ -60,31 +60,31 @@ export async function completeRotation(
         try {
           const fresh = await hsm.rewrapKey(row.id, row, target);
           // False if the key was destroyed or changed meanwhile: then there is nothing to keep.
-          if (s.rootKeys.swap(row, fresh)) rewrapped += 1;
+          if (await s.rootKeys.swap(row, fresh)) rewrapped += 1;
         } catch (err) {
           if (!(err instanceof HsmError) || !PER_KEY_FAILURES.has(err.code)) throw err;
           failed.set(row.id, err.message);
         }
       }
-      const remaining = [...s.rootKeys.wrappedCounts()].filter(([l]) => l !== target).reduce((n, [, c]) => n + c, 0);
+      const remaining = [...(await s.rootKeys.wrappedCounts())].filter(([l]) => l !== target).reduce((n, [, c]) => n + c, 0);
       o.progress(rewrapped, remaining);
       if (o.paceMs > 0) await sleep(o.paceMs);
     }
-    for (const v of s.rootKeys.versions().filter((x) => x.state === 'retiring')) {
-      if (s.rootKeys.tryRetire(v.label)) retired.push(v.label);
+    for (const v of (await s.rootKeys.versions()).filter((x) => x.state === 'retiring')) {
+      if (await s.rootKeys.tryRetire(v.label)) retired.push(v.label);
     }
     // Keys wrapped under an old version after our pass began (a server that read the active label
     // just before the switch) are picked up by another pass; keys that cannot be re-wrapped stop it.
-    const left = s.rootKeys.pending(target, failed.size + 1);
+    const left = await s.rootKeys.pending(target, failed.size + 1);
     if (left.every((r) => failed.has(r.id))) break;
   }
   return { target, rewrapped, failed: [...failed.keys()], retired };
 }
 
-async function rotate(o: { data: string; label?: string | undefined; existingRootKey: boolean; batch: number; paceMs: number }): Promise<void> {
-  await withOperatorStore(o.data, async (s) => {
-    const versions = s.rootKeys.versions();
-    const active = s.rootKeys.activeLabel()!;
+async function rotate(o: { data: string; label?: string | undefined; existingRootKey: boolean; batch: number; paceMs: number } & StoreOpts): Promise<void> {
+  await withOperatorStore(storeTarget(o.data, o), async (s) => {
+    const versions = await s.rootKeys.versions();
+    const active = (await s.rootKeys.activeLabel())!;
     let target: string;
     const resuming = versions.some((v) => v.state === 'retiring');
     if (resuming) {
@@ -108,7 +108,7 @@ async function rotate(o: { data: string; label?: string | undefined; existingRoo
             const { created } = await hsm.ensureRootKey();
             console.error(created ? `generated root key ${target} in the HSM` : `root key ${target} already in the HSM`);
           }
-          s.rootKeys.beginRotation(target);
+          await s.rootKeys.beginRotation(target);
           console.error(`root key ${target} is now active: new keys are wrapped under it; re-wrapping the others`);
         });
       } else if (!(await hsm.hasRootKey(target))) {
@@ -143,10 +143,10 @@ async function rotate(o: { data: string; label?: string | undefined; existingRoo
   });
 }
 
-function statusView(s: OperatorStore): { versions: RootKeyVersion[]; active: string; inProgress: boolean; rewrapped: number; total: number; unknownLabels: Record<string, number> } {
-  const versions = s.rootKeys.versions();
-  const counts = s.rootKeys.wrappedCounts();
-  const active = s.rootKeys.activeLabel()!;
+async function statusView(s: OperatorStore): Promise<{ versions: RootKeyVersion[]; active: string; inProgress: boolean; rewrapped: number; total: number; unknownLabels: Record<string, number> }> {
+  const versions = await s.rootKeys.versions();
+  const counts = await s.rootKeys.wrappedCounts();
+  const active = (await s.rootKeys.activeLabel())!;
   const total = [...counts.values()].reduce((a, b) => a + b, 0);
   const known = new Set(versions.map((v) => v.label));
   return {
@@ -159,9 +159,9 @@ function statusView(s: OperatorStore): { versions: RootKeyVersion[]; active: str
   };
 }
 
-async function status(o: { data: string; json: boolean }): Promise<void> {
-  await withOperatorStore(o.data, (s) => {
-    const v = statusView(s);
+async function status(o: { data: string; json: boolean } & StoreOpts): Promise<void> {
+  await withOperatorStore(storeTarget(o.data, o), async (s) => {
+    const v = await statusView(s);
     if (o.json) return printJson(v);
     console.log(
       table(
@@ -187,11 +187,12 @@ export function registerRootCommands(program: Command): void {
     .option('--existing-root-key', 'the new root key must already exist in the HSM (key ceremony); never generate one', false)
     .addOption(new Option('--batch <n>', 'keys re-wrapped per batch').argParser(positiveInt('--batch', 10000)).default(100))
     .addOption(new Option('--pace <ms>', 'pause between batches, to leave the HSM to the servers').argParser(nonNegativeInt('--pace')).default(0))
-    .action((o) => rotate({ data: resolve(o.data), label: o.label, existingRootKey: o.existingRootKey, batch: o.batch, paceMs: o.pace }));
+    .action((o) => rotate({ ...storeTarget(resolve(o.data), o), label: o.label, existingRootKey: o.existingRootKey, batch: o.batch, paceMs: o.pace }));
   root
     .command('status')
     .description('root key versions, how many keys each wraps, and rotation progress')
     .addOption(dataOption())
     .option('--json', 'JSON', false)
-    .action((o) => status({ data: resolve(o.data), json: o.json }));
+    .action((o) => status({ ...storeTarget(resolve(o.data), o), json: o.json }));
+  for (const sub of root.commands) addStoreOptions(sub);
 }

@@ -27,7 +27,17 @@ export interface DispatchDeps {
    * Checks a Username/Password Credential against the client's configured one. The certificate is
    * the identity; a request without a credential is not refused (vCenter sends one on some only).
    */
-  readonly checkCredential?: (client: ClientIdentity, credential: Credential) => 'accepted' | 'rejected' | 'not-configured';
+  readonly checkCredential?: (
+    client: ClientIdentity,
+    credential: Credential,
+  ) => 'accepted' | 'rejected' | 'not-configured' | Promise<'accepted' | 'rejected' | 'not-configured'>;
+  /** Counts each answer (metrics). Operation and reason labels come from the registry: a bounded set. */
+  readonly observe?: RequestObserver;
+}
+
+export interface RequestObserver {
+  /** `operation` is "message" for a request refused as a whole, before any batch item ran. */
+  request(operation: string, result: 'Success' | 'OperationFailed', reason: string | undefined, seconds: number): void;
 }
 
 export interface DispatchResult {
@@ -64,6 +74,15 @@ function operationName(op: number): string {
   return ENUM_INFO.get('Operation')?.values.get(op)?.xml ?? `0x${op.toString(16)}`;
 }
 
+/** The client chooses the operation code: metrics label unknown ones alike, so the label set stays bounded. */
+function operationLabel(op: number): string {
+  return ENUM_INFO.get('Operation')?.values.get(op)?.xml ?? 'unknown';
+}
+
+function reasonName(reason: number): string | undefined {
+  return ENUM_INFO.get('ResultReason')?.values.get(reason)?.xml;
+}
+
 export class Dispatcher {
   constructor(
     private readonly deps: DispatchDeps,
@@ -71,29 +90,30 @@ export class Dispatcher {
   ) {}
 
   async handle(raw: Buffer, client: ClientIdentity): Promise<DispatchResult> {
+    const started = performance.now();
     let message: TtlvItem;
     try {
       message = decodeTtlv(raw, { maxDepth: this.deps.maxDepth, anyTagInside: VENDOR_EXTENSION });
     } catch (err) {
       if (!(err instanceof TtlvError)) throw err;
       this.deps.log.warn({ client: client.commonName, err: err.message }, 'undecodable request');
-      return this.reject(answerVersion(peekVersionBytes(raw)), new KmipError(ResultReason.InvalidMessage, err.message), true);
+      return this.reject(answerVersion(peekVersionBytes(raw)), new KmipError(ResultReason.InvalidMessage, err.message), true, started);
     }
     let request;
     try {
       request = parseRequest(message);
     } catch (err) {
       if (!(err instanceof KmipError)) throw err;
-      return this.reject(answerVersion(peekVersion(message)), err, false);
+      return this.reject(answerVersion(peekVersion(message)), err, false, started);
     }
     const version = request.header.version;
     if (!isSupported(version)) {
       const v = answerVersion(version);
       const reason = isV2(v) ? ResultReason.UnsupportedProtocolVersion : ResultReason.InvalidMessage;
-      return this.reject(v, new KmipError(reason, `protocol version ${version.major}.${version.minor} is not supported`), false);
+      return this.reject(v, new KmipError(reason, `protocol version ${version.major}.${version.minor} is not supported`), false, started);
     }
     const refused = this.deps.screen?.(request);
-    if (refused) return this.reject(version, refused, false);
+    if (refused) return this.reject(version, refused, false, started);
 
     // With Undo, every change goes through a journal that can reverse it.
     const journal = request.header.continuation === BatchErrorContinuationOption.Undo ? new UndoJournal(this.deps.store) : undefined;
@@ -110,7 +130,7 @@ export class Dispatcher {
     };
     const credential = request.header.credential;
     const refusedCredential =
-      credential && this.deps.checkCredential?.(client, credential) === 'rejected'
+      credential && (await this.deps.checkCredential?.(client, credential)) === 'rejected'
         ? new KmipError(ResultReason.AuthenticationNotSuccessful, 'the credential does not match this client')
         : undefined;
     try {
@@ -166,6 +186,9 @@ export class Dispatcher {
       }
       result = failure(item, kmipErr ?? new KmipError(ResultReason.GeneralFailure, 'internal server error'));
     }
+    const failed = result.status === ResultStatus.OperationFailed;
+    const reason = result.status === ResultStatus.OperationFailed ? reasonName(result.reason) : undefined;
+    const ms = performance.now() - started;
     this.deps.audit.info({
       client: ctx.client.name,
       fingerprint: ctx.client.fingerprintSha256,
@@ -173,14 +196,16 @@ export class Dispatcher {
       role: ctx.client.role,
       operation: operationName(item.operation),
       object: ctx.objectId,
-      result: result.status === ResultStatus.OperationFailed ? 'OperationFailed' : 'Success',
-      reason: result.status === ResultStatus.OperationFailed ? ENUM_INFO.get('ResultReason')?.values.get(result.reason)?.xml : undefined,
-      ms: Math.round((performance.now() - started) * 1000) / 1000,
+      result: failed ? 'OperationFailed' : 'Success',
+      reason,
+      ms: Math.round(ms * 1000) / 1000,
     }, 'kmip request');
+    this.deps.observe?.request(operationLabel(item.operation), failed ? 'OperationFailed' : 'Success', reason, ms / 1000);
     return result;
   }
 
-  private reject(version: ProtocolVersion, err: KmipError, close: boolean): DispatchResult {
+  private reject(version: ProtocolVersion, err: KmipError, close: boolean, started: number): DispatchResult {
+    this.deps.observe?.request('message', 'OperationFailed', reasonName(err.reason), (performance.now() - started) / 1000);
     const response = encodeTtlv(buildResponse(version, [failure(undefined, err)]));
     return { response, sensitive: false, close };
   }

@@ -21,6 +21,9 @@ export interface AdminServerOptions {
   readonly checkTimeoutMs?: number;
 }
 
+const ADMIN_MAX_CONNECTIONS = 64;
+const ADMIN_REQUEST_TIMEOUT_MS = 10_000;
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
@@ -59,6 +62,10 @@ export class AdminServer {
       }
       send(404, '{"error":"not found"}');
     });
+    // A monitoring endpoint needs few connections, and none that linger half-sent.
+    this.server.maxConnections = ADMIN_MAX_CONNECTIONS;
+    this.server.headersTimeout = ADMIN_REQUEST_TIMEOUT_MS;
+    this.server.requestTimeout = ADMIN_REQUEST_TIMEOUT_MS;
   }
 
   async readiness(): Promise<{ ready: boolean; checks: Record<string, string> }> {

@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { Hsm } from '../hsm/index.js';
-import { SqliteStore } from '../store/sqlite-store.js';
+import { openStoreBackend } from '../store/backend.js';
+import { describeStore, resolveStoreLocation } from '../store/store-location.js';
 import { Dispatcher } from '../operations/dispatch.js';
 import { KmipServer } from './kmip-server.js';
 import { loadConfig, parseListen, readPin, resolveIn } from './config.js';
@@ -11,9 +12,15 @@ import { loggingClassifier } from './error-classifier.js';
 import { HsmSupervisor } from './hsm-supervisor.js';
 import { requestScreen } from './request-limits.js';
 import { openAuditLog } from './audit-log.js';
-import { openOperatorState } from './operator-state.js';
+import { openOperatorState, withActiveRootKey, type OperatorState } from './operator-state.js';
+import { joinCluster, nodeIdOf, type Membership } from './cluster-membership.js';
 import { withOperatorHolds } from './operator-holds.js';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { ENUM_INFO } from '../kmip/registry/generated.js';
+import type { StoreHealth } from '../store/types.js';
+import { ServerMetrics, type KeyCounts } from './metrics.js';
+import { AdminServer } from './admin-http.js';
 
 export const SERVER_VENDOR = 'kmipd';
 export const SERVER_VERSION: string = (
@@ -23,20 +30,47 @@ export const SERVER_VERSION: string = (
 export interface RunningServer {
   readonly server: KmipServer;
   readonly address: { host: string; port: number };
+  /** The admin HTTP listener, when one was asked for. */
+  readonly admin: { host: string; port: number } | undefined;
+  /** Reopen the audit log file (SIGHUP after log rotation): no line is lost between rotate and reopen. */
+  reopenLogs(): void;
   stop(): Promise<void>;
 }
 
 export async function startServer(
   dataDir: string,
-  overrides: { listen?: string; compatCiphers?: boolean; log?: Logger; limits?: Partial<Limits> } = {},
+  overrides: {
+    listen?: string;
+    adminListen?: string;
+    compatCiphers?: boolean;
+    log?: Logger;
+    limits?: Partial<Limits>;
+    /** --store / --store-password-env: another store than kmipd.json's. */
+    store?: { url?: string | undefined; passwordEnv?: string | undefined };
+  } = {},
 ): Promise<RunningServer> {
   const cfg = loadConfig(dataDir);
+  const adminListen = overrides.adminListen ?? cfg.admin.listen;
+  const adminAddress = adminListen === undefined ? undefined : parseListen(adminListen);
   const limits = resolveLimits({ ...cfg.limits, ...overrides.limits }, 'serve');
   const log = overrides.log ?? pino({ name: 'kmipd' });
   const auditLog = openAuditLog(join(dataDir, 'audit.log'), log);
   const audit = auditLog.logger;
-  const storePath = resolveIn(dataDir, cfg.store.sqlite);
-  const operator = openOperatorState(storePath, { configuredRootKeyLabel: cfg.hsm.rootKeyLabel, log, audit });
+  const nodeId = nodeIdOf(dataDir);
+  const storeLocation = resolveStoreLocation(dataDir, cfg.store, overrides.store);
+  const backend = await openStoreBackend(storeLocation, { log, poolSize: 16, applicationName: `kmipd ${nodeId}` }).catch((err: unknown) => {
+    auditLog.close();
+    throw new Error(`cannot open the store ${describeStore(storeLocation)}: ${(err as Error).message}`);
+  });
+  log.info({ store: describeStore(storeLocation), node: nodeId }, 'store open');
+  let operator: OperatorState;
+  try {
+    operator = await openOperatorState(backend, { configuredRootKeyLabel: cfg.hsm.rootKeyLabel, log, audit });
+  } catch (err) {
+    await backend.close();
+    auditLog.close();
+    throw err;
+  }
   // The PIN is read again on every (re)connection, never kept by the server.
   const openHsm = () =>
     Hsm.open({
@@ -47,24 +81,34 @@ export async function startServer(
       activeRootKeyLabel: operator.activeRootKeyLabel,
       ...(cfg.hsm.softhsmConf ? { env: { SOFTHSM2_CONF: resolveIn(dataDir, cfg.hsm.softhsmConf) } } : {}),
     });
-  const hsm = await openHsm();
+  const hsm = await openHsm().catch(async (err: unknown) => {
+    operator.close();
+    await backend.close();
+    auditLog.close();
+    throw err;
+  });
   if (!(await hsm.hasRootKey(operator.activeRootKeyLabel()))) {
     await hsm.close();
     operator.close();
+    await backend.close();
+    auditLog.close();
     throw new Error(`root key ${operator.activeRootKeyLabel()} not found on token ${cfg.hsm.tokenLabel}: run kmipd init`);
   }
-  const store = new SqliteStore(storePath);
-  const keys = new HsmSupervisor(hsm, { open: openHsm, log });
+  const store = backend.objects;
+  // Metrics are collected only when the admin listener is there to expose them.
+  const metrics = adminAddress ? new ServerMetrics(keyCountsOf(store), log) : undefined;
+  const keys = new HsmSupervisor(hsm, { open: openHsm, log, ...(metrics ? { timeCall: (call, fn) => metrics.timeHsm(call, fn) } : {}) });
   const dispatcher = new Dispatcher(
     {
       store,
-      keys: withOperatorHolds(keys, operator.holds),
+      keys: withActiveRootKey(withOperatorHolds(keys, operator.holds), operator.refreshActiveRootKey),
       log,
       audit,
       server: { vendor: SERVER_VENDOR, version: SERVER_VERSION },
       maxDepth: limits.maxDepth,
       screen: requestScreen(limits),
       checkCredential: (client, cred) => operator.passwords.verify(client.name, cred.username, cred.password),
+      ...(metrics ? { observe: metrics } : {}),
     },
     loggingClassifier(log),
   );
@@ -77,33 +121,78 @@ export async function startServer(
     dispatcher,
     log,
     gate: operator.gate,
+    ...(metrics ? { observe: metrics } : {}),
     tls: {
       cert: readFileSync(resolveIn(dataDir, cfg.tls.cert), 'utf8'),
       key: readFileSync(resolveIn(dataDir, cfg.tls.key), 'utf8'),
       compatCiphers: overrides.compatCiphers ?? cfg.tls.compatCiphers,
     },
   });
+  const admin =
+    adminAddress && metrics
+      ? new AdminServer({
+          ...adminAddress,
+          metrics,
+          log,
+          checks: [
+            { name: 'hsm', check: () => keys.ping(operator.activeRootKeyLabel()) },
+            { name: 'store', check: () => store.probeWritable() },
+          ],
+        })
+      : undefined;
   let address;
+  let adminBound;
+  let membership: Membership;
   try {
     address = await server.start();
+    adminBound = await admin?.start();
+    membership = await joinCluster(
+      backend.cluster,
+      { nodeId, host: hostname(), listen: `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`, version: SERVER_VERSION, pid: process.pid },
+      log,
+    );
   } catch (err) {
-    await store.close();
+    await admin?.stop().catch(() => undefined);
+    await server.stop().catch(() => undefined);
     await keys.close();
     operator.close();
+    await backend.close();
+    auditLog.close();
     throw err;
   }
   operator.attach(server, { cert: resolveIn(dataDir, cfg.tls.cert), key: resolveIn(dataDir, cfg.tls.key) });
   log.info({ host: address.address, port: address.port }, 'kmipd listening');
+  if (adminBound) log.info({ host: adminBound.address, port: adminBound.port }, 'kmipd admin listening');
   return {
     server,
     address: { host: address.address, port: address.port },
+    admin: adminBound ? { host: adminBound.address, port: adminBound.port } : undefined,
+    reopenLogs() {
+      auditLog.reopen();
+      log.info('audit log reopened');
+    },
     async stop() {
+      // The admin listener goes first: a load balancer polling /readyz stops sending new clients
+      // while the KMIP listener lets in-flight requests finish.
+      await admin?.stop();
       await server.stop();
       operator.close();
-      await store.close();
+      await membership.leave();
+      await backend.close();
       await keys.close();
       auditLog.close();
       log.info('kmipd stopped');
+    },
+  };
+}
+
+/** Objects per State, every State named (from the registry) so that a zero is a series too. */
+function keyCountsOf(store: StoreHealth): KeyCounts {
+  const states = [...(ENUM_INFO.get('State')?.values ?? new Map<number, { xml: string }>())];
+  return {
+    async byState() {
+      const counts = await store.countByState();
+      return Object.fromEntries(states.map(([value, info]) => [info.xml, counts.get(value) ?? 0]));
     },
   };
 }

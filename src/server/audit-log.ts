@@ -10,6 +10,8 @@ const REPORT_INTERVAL_MS = 60_000;
 
 export interface AuditLog {
   readonly logger: Logger;
+  /** Reopen the file by its path (after logrotate moved it away): SIGHUP. */
+  reopen(): void;
   close(): void;
 }
 
@@ -30,6 +32,9 @@ export function openAuditLog(path: string, log: Logger): AuditLog {
   });
   return {
     logger: pino({ name: 'kmipd-audit', timestamp: pino.stdTimeFunctions.isoTime }, dest),
+    reopen() {
+      dest.reopen();
+    },
     close() {
       if (failures > 0 || dropped > 0) log.error({ failures, dropped }, 'the audit log had write failures');
       try {

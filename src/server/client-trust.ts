@@ -2,7 +2,8 @@
 // its key, but accepts any certificate (`rejectUnauthorized: false`): vCenter's own certificate is
 // often self-signed and lacks the clientAuth usage, and trusted external CAs change at run time.
 // The verdict is ours, taken right after the handshake and before a single byte of the connection
-// is read, against the client registry in the store:
+// is read (the server keeps the socket paused while the registry answers), against the client
+// registry in the store, which every node shares and reads afresh for each verdict:
 //   - issued / pinned: the certificate's SHA-256 is an active credential of a non-revoked client;
 //   - ca: the certificate chains (through intermediates it sent) to a CA trusted for a client,
 //     with that client's subject if one was set.
@@ -22,12 +23,26 @@ import {
   inspectCertificate,
 } from '../pki/index.js';
 
+/** Why a connection was refused, as a bounded label (metrics); the log and audit say it in full. */
+export type RefusalKind =
+  | 'no_client_certificate'
+  | 'untrusted_certificate'
+  | 'revoked_certificate'
+  | 'expired_certificate'
+  | 'invalid_certificate'
+  | 'ambiguous_certificate'
+  | 'registry_unavailable';
+
+export interface Refusal {
+  readonly refused: RefusalKind;
+}
+
 /** The server's view of admission: decided once per connection, re-checked before each request. */
 export interface ConnectionGate {
-  /** The identity of an admitted peer, or undefined: the caller must then close the connection. */
-  admit(socket: TLSSocket): ClientIdentity | undefined;
-  /** Whether an admitted identity is still trusted (not revoked, same tenant and role, not expired). */
-  stillAdmitted(client: ClientIdentity): boolean;
+  /** The identity of an admitted peer, or a refusal: the caller must then close the connection. Never rejects. */
+  admit(socket: TLSSocket): Promise<ClientIdentity | Refusal>;
+  /** Whether an admitted identity is still trusted (not revoked, same tenant and role, not expired). Never rejects. */
+  stillAdmitted(client: ClientIdentity): Promise<boolean>;
 }
 
 interface Admission {
@@ -36,7 +51,14 @@ interface Admission {
   readonly expires: Date;
 }
 
-type Verdict = { readonly identity: ClientIdentity; readonly admission: Admission } | { readonly refused: string; readonly fingerprint?: string };
+type Verdict =
+  | { readonly identity: ClientIdentity; readonly admission: Admission }
+  | { readonly refused: string; readonly kind: RefusalKind; readonly fingerprint?: string };
+
+/** A certificate check that failed on an otherwise known certificate: expired, or wrong in another way. */
+function rejectedKind(err: unknown): RefusalKind {
+  return err instanceof CertificateRejected && /\bexpired on\b/.test(err.message) ? 'expired_certificate' : 'invalid_certificate';
+}
 
 /** Resumed TLS sessions carry the leaf but not the intermediates: remember verified chains. */
 const MAX_REMEMBERED_CHAINS = 1024;
@@ -75,14 +97,14 @@ export class ClientTrust implements ConnectionGate {
     private readonly audit: Logger,
   ) {}
 
-  admit(socket: TLSSocket): ClientIdentity | undefined {
+  async admit(socket: TLSSocket): Promise<ClientIdentity | Refusal> {
     let verdict: Verdict;
     try {
-      verdict = this.evaluate(socket);
+      verdict = await this.evaluate(socket);
     } catch (err) {
       // Fail closed: a registry we cannot read admits nobody.
       this.log.error({ err, remote: socket.remoteAddress }, 'client verification failed');
-      verdict = { refused: 'client registry unavailable' };
+      verdict = { refused: 'client registry unavailable', kind: 'registry_unavailable' };
     }
     if ('refused' in verdict) {
       this.log.warn({ remote: socket.remoteAddress, fingerprint: verdict.fingerprint, reason: verdict.refused }, 'connection refused');
@@ -90,70 +112,98 @@ export class ClientTrust implements ConnectionGate {
         { operation: 'Connect', fingerprint: verdict.fingerprint, remote: socket.remoteAddress, result: 'Refused', reason: verdict.refused },
         'connection refused',
       );
-      return undefined;
+      return { refused: verdict.kind };
     }
     const { identity, admission } = verdict;
     this.admissions.set(identity, admission);
-    try {
-      this.registry.touch(identity.name, identity.fingerprintSha256);
-    } catch (err) {
+    // Bookkeeping only: the connection does not wait for it.
+    this.registry.touch(identity.name, identity.fingerprintSha256).catch((err: unknown) => {
       this.log.warn({ err, client: identity.name }, 'could not record last-seen time');
-    }
+    });
     return identity;
   }
 
-  stillAdmitted(client: ClientIdentity, now = new Date()): boolean {
-    const admission = this.admissions.get(client);
-    if (!admission || now > admission.expires) return false;
-    let cred: ActiveCredential | undefined;
-    try {
-      cred = this.registry.activeCredential(admission.credentialId);
-    } catch (err) {
-      // Never throws into the request path; a registry we cannot read keeps nobody in.
-      this.log.error({ err, client: client.name }, 'client registry unavailable; closing the connection');
-      return false;
-    }
-    return cred !== undefined && cred.tenant === client.tenant && cred.role === client.role && cred.clientName === client.name;
+  async stillAdmitted(client: ClientIdentity, now = new Date()): Promise<boolean> {
+    return !(await this.noLongerAdmitted([client], now)).has(client);
   }
 
-  private evaluate(socket: TLSSocket): Verdict {
+  /**
+   * The clients among `clients` that are no longer admitted. Connections sharing one credential
+   * (vCenter and its ESXi hosts use one certificate) cost one registry read.
+   */
+  async noLongerAdmitted(clients: readonly ClientIdentity[], now = new Date()): Promise<Set<ClientIdentity>> {
+    const gone = new Set<ClientIdentity>();
+    const reads = new Map<number, Promise<ActiveCredential | undefined>>();
+    for (const client of clients) {
+      const admission = this.admissions.get(client);
+      if (!admission || now > admission.expires) {
+        gone.add(client);
+        continue;
+      }
+      let read = reads.get(admission.credentialId);
+      if (!read) {
+        read = this.registry.activeCredential(admission.credentialId);
+        reads.set(admission.credentialId, read);
+      }
+      let cred: ActiveCredential | undefined;
+      try {
+        cred = await read;
+      } catch (err) {
+        // Never throws into the request path; a registry we cannot read keeps nobody in.
+        this.log.error({ err, client: client.name }, 'client registry unavailable; closing the connection');
+        gone.add(client);
+        continue;
+      }
+      if (!(cred !== undefined && cred.tenant === client.tenant && cred.role === client.role && cred.clientName === client.name)) gone.add(client);
+    }
+    return gone;
+  }
+
+  private async evaluate(socket: TLSSocket): Promise<Verdict> {
     // One call for the whole chain: on Node 20, asking for the X509Certificate first leaves
     // getPeerCertificate(true) without the intermediates.
     const [leaf, ...sent] = peerChain(socket);
-    if (!leaf) return { refused: 'no client certificate' };
+    if (!leaf) return { refused: 'no client certificate', kind: 'no_client_certificate' };
     const fingerprint = createHash('sha256').update(leaf.raw).digest('hex');
     const now = new Date();
-    const pinned = this.registry.activeLeaf(fingerprint);
+    const pinned = await this.registry.activeLeaf(fingerprint);
     if (pinned) {
       try {
         checkPinnedCertificate(leaf, now);
       } catch (err) {
-        return { refused: (err as Error).message, fingerprint };
+        return { refused: (err as Error).message, kind: rejectedKind(err), fingerprint };
       }
       return this.admitted(pinned, leaf, fingerprint);
     }
-    const owner = this.registry.leafOwner(fingerprint);
-    if (owner?.revoked) return { refused: `certificate of client ${owner.clientName} is revoked`, fingerprint };
+    const owner = await this.registry.leafOwner(fingerprint);
+    if (owner?.revoked) return { refused: `certificate of client ${owner.clientName} is revoked`, kind: 'revoked_certificate', fingerprint };
 
     const intermediates = sent.length > 0 || !socket.isSessionReused() ? sent : (this.chains.get(fingerprint) ?? []);
     const matches: ActiveCredential[] = [];
     let why = 'certificate is not enrolled';
-    for (const cred of this.registry.activeCaTrusts()) {
+    let kind: RefusalKind = 'untrusted_certificate';
+    for (const cred of await this.registry.activeCaTrusts()) {
       try {
         checkIssuedUnder(leaf, intermediates, this.anchor(cred), now);
       } catch (err) {
-        if (err instanceof CertificateRejected && !err.message.includes('not issued under')) why = err.message;
+        if (err instanceof CertificateRejected && !err.message.includes('not issued under')) {
+          why = err.message;
+          kind = rejectedKind(err);
+        }
         continue;
       }
       if (cred.subject !== undefined && canonicalSubject(inspectCertificate(leaf).subject) !== cred.subject) {
         why = 'certificate subject is not the one trusted for this CA';
+        kind = 'untrusted_certificate';
         continue;
       }
       matches.push(cred);
     }
-    if (matches.length > 1) return { refused: `certificate matches ${matches.length} clients (${matches.map((m) => m.clientName).join(', ')})`, fingerprint };
+    if (matches.length > 1) {
+      return { refused: `certificate matches ${matches.length} clients (${matches.map((m) => m.clientName).join(', ')})`, kind: 'ambiguous_certificate', fingerprint };
+    }
     const [match] = matches;
-    if (!match) return { refused: why, fingerprint };
+    if (!match) return { refused: why, kind, fingerprint };
     if (sent.length > 0) this.rememberChain(fingerprint, sent);
     return this.admitted(match, leaf, fingerprint);
   }

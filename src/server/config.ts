@@ -1,8 +1,13 @@
 // kmipd.json: the one configuration file in a data folder. Relative paths are relative to the folder.
 // It never holds a PIN, only where to read one.
+//
+// CONFIG_SCHEMA below is the single description of that file: the loader validates kmipd.json
+// and fills defaults from it, and the configuration reference in the README is generated from it
+// (config-reference.ts), so the documentation cannot drift from what the code accepts. Its type
+// is checked against KmipdConfig: a setting added to one and not the other does not compile.
 import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { resolveLimits, type Limits } from './limits.js';
+import { DEFAULT_LIMITS, LIMIT_MINIMUM, type LimitName, type Limits } from './limits.js';
 
 export { DEFAULT_LIMITS, type Limits } from './limits.js';
 
@@ -19,17 +24,323 @@ export interface KmipdConfig {
     readonly pin: PinSource;
     readonly rootKeyLabel: string;
     /** SoftHSM only: its configuration file, passed as SOFTHSM2_CONF. */
-    readonly softhsmConf?: string;
+    readonly softhsmConf?: string | undefined;
   };
-  readonly store: { readonly sqlite: string };
+  readonly store: {
+    readonly sqlite: string;
+    /** A PostgreSQL store (cluster), postgres://USER@HOST:PORT/DB without the password; SQLite when absent. */
+    readonly url?: string | undefined;
+    /** Environment variable holding the PostgreSQL password (else PGPASSWORD, then ~/.pgpass). */
+    readonly passwordEnv?: string | undefined;
+  };
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string; readonly compatCiphers: boolean };
   readonly pki: { readonly dir: string } | undefined;
   readonly listen: string;
+  /** The admin HTTP listener (health, readiness, metrics); off unless `listen` is set. */
+  readonly admin?: { readonly listen: string | undefined } | undefined;
   readonly limits: Limits;
 }
 
+/** A loaded configuration: every section with a default is present. */
+export type ResolvedConfig = KmipdConfig & { readonly admin: { readonly listen: string | undefined } };
+
 export const CONFIG_FILE = 'kmipd.json';
 export const DEFAULT_LISTEN = '127.0.0.1:5696';
+
+// ---------------------------------------------------------------------------------------------
+// The schema
+
+interface SettingBase<T> {
+  readonly kind: 'setting';
+  /** How the value is written, for the reference (e.g. "string", "integer ≥ 64", "HOST:PORT"). */
+  readonly type: string;
+  readonly description: string;
+  /** The `kmipd serve` flag that overrides the setting for one run. */
+  readonly serveFlag?: string;
+  /** Checks a value read from the file; throws with `where` in the message. */
+  readonly parse: (value: unknown, where: string) => T;
+}
+
+/** A setting `kmipd init` always writes: a file without it is refused. `initWrites` documents what init puts there. */
+export interface RequiredSetting<T> extends SettingBase<T> {
+  readonly initWrites: string;
+}
+
+/** A setting that takes `default` when missing (older files, hand-written files). */
+export interface DefaultedSetting<T> extends SettingBase<T> {
+  readonly default: T;
+  /** How the default reads in the reference, when the value itself does not say it (e.g. "off"). */
+  readonly defaultText?: string;
+}
+
+export type Setting<T> = RequiredSetting<T> | DefaultedSetting<T>;
+
+export interface Section<S> {
+  readonly kind: 'section';
+  /** An optional section may be absent as a whole (the value is then undefined). */
+  readonly optional: boolean;
+  readonly description?: string;
+  readonly entries: Schema<S>;
+}
+
+type Leaf = string | number | boolean | PinSource;
+type EntryFor<T> = [NonNullable<T>] extends [Leaf] ? Setting<T> : Section<NonNullable<T>>;
+
+/** One schema entry per key of the configuration type, no more, no fewer. */
+export type Schema<C> = { readonly [K in keyof C]-?: EntryFor<C[K]> };
+
+// Value checks. Each throws an Error naming the key, so a broken kmipd.json says where it is broken.
+const shown = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v));
+
+function text(value: unknown, where: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw new Error(`${where} must be a non-empty string, got ${shown(value)}`);
+  return value;
+}
+
+// null is accepted for "not set" too: `kmipd config check` prints unset settings as null.
+function optionalText(value: unknown, where: string): string | undefined {
+  return value === undefined || value === null ? undefined : text(value, where);
+}
+
+/** A store URL: PostgreSQL, and never with a password in it (kmipd.json is not a secret). */
+function storeUrl(value: unknown, where: string): string | undefined {
+  const s = optionalText(value, where);
+  if (s === undefined) return undefined;
+  if (!/^postgres(ql)?:\/\//i.test(s)) throw new Error(`${where} must be a postgres:// URL, got ${shown(s)}`);
+  if (/^[^/]*\/\/[^/@]*:[^/@]*@/.test(s) || /[?&]password=/i.test(s)) {
+    throw new Error(`${where} must not hold the password: give it with store.passwordEnv, PGPASSWORD or ~/.pgpass`);
+  }
+  return s;
+}
+
+function flag(value: unknown, where: string): boolean {
+  if (typeof value !== 'boolean') throw new Error(`${where} must be true or false, got ${shown(value)}`);
+  return value;
+}
+
+function address(value: unknown, where: string): string {
+  const s = text(value, where);
+  try {
+    parseListen(s);
+  } catch (err) {
+    throw new Error(`${where}: ${(err as Error).message}`);
+  }
+  return s;
+}
+
+function optionalAddress(value: unknown, where: string): string | undefined {
+  return value === undefined || value === null ? undefined : address(value, where);
+}
+
+function pinSource(value: unknown, where: string): PinSource {
+  const o = value as Record<string, unknown> | null;
+  if (typeof o !== 'object' || o === null) throw new Error(`${where} must be a PIN source object, got ${shown(value)}`);
+  const only = (...keys: string[]) => {
+    const extra = Object.keys(o).filter((k) => !keys.includes(k));
+    if (extra.length) throw new Error(`${where}: unknown key(s) ${extra.join(', ')} for kind ${shown(o['kind'])}`);
+  };
+  switch (o['kind']) {
+    case 'env':
+      only('kind', 'name');
+      return { kind: 'env', name: text(o['name'], `${where}.name`) };
+    case 'file':
+      only('kind', 'path');
+      return { kind: 'file', path: text(o['path'], `${where}.path`) };
+    case 'json-file':
+      only('kind', 'path', 'field');
+      return { kind: 'json-file', path: text(o['path'], `${where}.path`), field: text(o['field'], `${where}.field`) };
+    default:
+      throw new Error(`${where}.kind must be "env", "file" or "json-file", got ${shown(o['kind'])}`);
+  }
+}
+
+const section = <S>(entries: Schema<S>, o: { optional?: boolean; description?: string } = {}): Section<S> => ({
+  kind: 'section',
+  optional: o.optional ?? false,
+  ...(o.description ? { description: o.description } : {}),
+  entries,
+});
+
+const required = <T>(s: Omit<RequiredSetting<T>, 'kind'>): RequiredSetting<T> => ({ kind: 'setting', ...s });
+const defaulted = <T>(s: Omit<DefaultedSetting<T>, 'kind'>): DefaultedSetting<T> => ({ kind: 'setting', ...s });
+
+/** The value check, description and serve flag of one resource limit (defaults and minima: limits.ts). */
+function limit(name: LimitName, unit: 'bytes' | 'ms' | 'count', description: string, serveFlag: string): DefaultedSetting<number> & { readonly serveFlag: string } {
+  const min = LIMIT_MINIMUM[name];
+  return {
+    kind: 'setting',
+    type: `integer ≥ ${min}${unit === 'count' ? '' : ` (${unit})`}`,
+    description,
+    default: DEFAULT_LIMITS[name],
+    serveFlag,
+    parse: (value, where) => {
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+        throw new Error(`${where} must be an integer of at least ${min}, got ${shown(value)}`);
+      }
+      return value;
+    },
+  };
+}
+
+/** The resource limits (defaults and minima live in limits.ts), each with its `kmipd serve` flag. */
+export const LIMIT_SETTINGS: { readonly [K in LimitName]: DefaultedSetting<number> & { readonly serveFlag: string } } = {
+  maxMessageSize: limit('maxMessageSize', 'bytes', 'largest request accepted, header included; larger is refused before it is buffered', '--max-message-size <bytes>'),
+  maxDepth: limit('maxDepth', 'count', 'deepest TTLV nesting accepted', '--max-depth <n>'),
+  maxBatchItems: limit('maxBatchItems', 'count', 'most batch items in one request', '--max-batch-items <n>'),
+  maxAttributes: limit('maxAttributes', 'count', 'most attributes (or attribute names) in one batch item', '--max-attributes <n>'),
+  handshakeTimeoutMs: limit('handshakeTimeoutMs', 'ms', 'TLS handshake deadline, counted from the TCP accept', '--handshake-timeout <ms>'),
+  idleTimeoutMs: limit('idleTimeoutMs', 'ms', 'silence allowed on a connection with nothing outstanding', '--idle-timeout <ms>'),
+  readTimeoutMs: limit('readTimeoutMs', 'ms', "time from a request's first byte to its last (slowloris guard)", '--read-timeout <ms>'),
+  maxConnections: limit('maxConnections', 'count', 'open TCP connections in total, handshakes included; past it new connections are closed', '--max-connections <n>'),
+  maxConnectionsPerClient: limit('maxConnectionsPerClient', 'count', 'open connections per client certificate', '--max-connections-per-client <n>'),
+};
+
+export const CONFIG_SCHEMA = section<KmipdConfig>({
+  version: required<1>({
+    type: '`1`',
+    description: 'format of this file',
+    initWrites: '1',
+    parse: (v, where) => {
+      if (v !== 1) throw new Error(`${where}: unsupported config version ${shown(v)}`);
+      return 1;
+    },
+  }),
+  hsm: section({
+    module: required({
+      type: 'path',
+      description: 'PKCS#11 module (shared library) of the HSM',
+      initWrites: 'the SoftHSM2 module found on the machine, or `--pkcs11-module`',
+      parse: text,
+    }),
+    tokenLabel: required({
+      type: 'string',
+      description: 'label of the token; the slot is found by label',
+      initWrites: '`kmipd`, or `--token-label`',
+      parse: text,
+    }),
+    pin: required({
+      type: 'PIN source',
+      description:
+        'where the token user PIN is read on every (re)connection, never the PIN itself: `{"kind":"env","name":…}`, `{"kind":"file","path":…}` or `{"kind":"json-file","path":…,"field":…}`',
+      initWrites: '`hsm/pins.json` field `user_pin` (SoftHSM), or `--pin-env` / `--pin-file`',
+      parse: pinSource,
+    }),
+    rootKeyLabel: required({
+      type: 'string',
+      description: '`CKA_LABEL` of the first root key; after `kmipd root rotate` the store records which version is active',
+      initWrites: '`kmipd-crk-v1`, or `--root-key-label`',
+      parse: text,
+    }),
+    softhsmConf: defaulted({
+      type: 'path',
+      description: 'SoftHSM only: its configuration file, passed to the module as `SOFTHSM2_CONF`',
+      default: undefined,
+      defaultText: 'absent (`init` writes `hsm/softhsm2.conf` for its SoftHSM token)',
+      parse: optionalText,
+    }),
+  }),
+  store: section({
+    sqlite: required({ type: 'path', description: 'SQLite database file (unless `store.url` names another store)', initWrites: '`kmipd.db`', parse: text }),
+    url: defaulted({
+      type: 'URL',
+      description:
+        'the store, when not the SQLite file: `postgres://USER@HOST:PORT/DATABASE` (a cluster shares it; never with the password); `--store` overrides it for one command',
+      default: undefined,
+      defaultText: 'absent (SQLite); `init --store` writes it',
+      parse: storeUrl,
+    }),
+    passwordEnv: defaulted({
+      type: 'name',
+      description: 'environment variable holding the PostgreSQL password; without it PGPASSWORD, then `~/.pgpass`',
+      default: undefined,
+      defaultText: 'absent',
+      parse: optionalText,
+    }),
+  }),
+  tls: section({
+    cert: required({ type: 'path', description: 'server certificate (PEM); a running server picks up a new one by itself', initWrites: '`pki/server.crt`, or `--tls-cert`', parse: text }),
+    key: required({ type: 'path', description: 'private key of `tls.cert` (PEM)', initWrites: '`pki/server.key`, or `--tls-key`', parse: text }),
+    clientCa: required({
+      type: 'path',
+      description: 'no longer grants trust by itself: clients are enrolled in the store (`client enroll / sign-csr / trust / trust-ca`)',
+      initWrites: '`pki/ca.crt`, or `--client-ca`',
+      parse: text,
+    }),
+    compatCiphers: defaulted({
+      type: 'boolean',
+      description: 'also offer the RSA key-exchange AES-CBC-SHA256 suites older vCenters negotiate',
+      default: false,
+      serveFlag: '--tls-compat',
+      parse: flag,
+    }),
+  }),
+  pki: section(
+    {
+      dir: required({ type: 'path', description: 'dev PKI folder (CA key) used by `client enroll`, `client sign-csr`, `ca …`', initWrites: '`pki`', parse: text }),
+    },
+    { optional: true, description: 'the whole `pki` section is absent with an external PKI (`init --tls-cert …`)' },
+  ),
+  listen: required({
+    type: 'HOST:PORT',
+    description: 'address the KMIP listener (mutual TLS) binds; `[::1]:5696` for IPv6',
+    initWrites: '`127.0.0.1:5696`, or `init --listen`',
+    serveFlag: '--listen <host:port>',
+    parse: address,
+  }),
+  admin: section(
+    {
+      listen: defaulted({
+        type: 'HOST:PORT',
+        description:
+          'admin HTTP listener: `/healthz`, `/readyz`, `/metrics` (plain HTTP, no authentication: bind it to loopback or a management network)',
+        default: undefined,
+        defaultText: 'off',
+        serveFlag: '--admin-listen <host:port>',
+        parse: optionalAddress,
+      }),
+    },
+    { optional: false },
+  ),
+  limits: section<Limits>(LIMIT_SETTINGS),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+/** Checks `raw` against a section of the schema: unknown keys and bad values are errors, defaults are filled. */
+function resolveSection(s: Section<unknown>, raw: unknown, where: string): Record<string, unknown> {
+  const label = where || 'the top level';
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${label} must be an object, got ${shown(raw)}`);
+  const given = raw as Record<string, unknown>;
+  const entries = s.entries as Record<string, Section<unknown> | Setting<unknown>>;
+  const unknown = Object.keys(given).filter((k) => !Object.hasOwn(entries, k));
+  // A misspelt setting must not silently leave its default in force.
+  if (unknown.length) throw new Error(`${label}: unknown key(s) ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${Object.keys(entries).join(', ')})`);
+  const out: Record<string, unknown> = {};
+  for (const [key, entry] of Object.entries(entries)) {
+    const at = where ? `${where}.${key}` : key;
+    const value = given[key];
+    if (entry.kind === 'section') {
+      if ((value === undefined || value === null) && entry.optional) out[key] = undefined;
+      else out[key] = resolveSection(entry, value ?? {}, at);
+    } else if (value === undefined) {
+      if ('initWrites' in entry) throw new Error(`${at} is missing (kmipd init writes it)`);
+      out[key] = entry.default;
+    } else {
+      out[key] = entry.parse(value, at);
+    }
+  }
+  return out;
+}
+
+/** Validates a parsed kmipd.json and fills its defaults. */
+export function resolveConfig(raw: unknown, where = CONFIG_FILE): ResolvedConfig {
+  try {
+    return resolveSection(CONFIG_SCHEMA as Section<unknown>, raw, '') as unknown as ResolvedConfig;
+  } catch (err) {
+    throw new Error(`${where}: ${(err as Error).message}`);
+  }
+}
 
 export function configPath(dataDir: string): string {
   return join(dataDir, CONFIG_FILE);
@@ -39,13 +350,16 @@ export function resolveIn(dataDir: string, p: string): string {
   return isAbsolute(p) ? p : join(dataDir, p);
 }
 
-export function loadConfig(dataDir: string): KmipdConfig {
+export function loadConfig(dataDir: string): ResolvedConfig {
   const path = configPath(dataDir);
   if (!existsSync(path)) throw new Error(`${path} not found: run \`kmipd init --data ${dataDir}\` first`);
-  const cfg = JSON.parse(readFileSync(path, 'utf8')) as KmipdConfig;
-  if (cfg.version !== 1) throw new Error(`${path}: unsupported config version ${String(cfg.version)}`);
-  // Limits missing from an older kmipd.json take their defaults.
-  return { ...cfg, limits: resolveLimits(cfg.limits as Partial<Limits> | undefined, `${path}: limits`) };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
+  }
+  return resolveConfig(raw, path);
 }
 
 export function saveConfig(dataDir: string, cfg: KmipdConfig): void {

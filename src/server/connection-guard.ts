@@ -33,7 +33,8 @@ export class HandshakeDeadlines {
     const timer = setTimeout(() => {
       if (this.pending.get(key) === timer) this.pending.delete(key);
       this.onExpired(raw.remoteAddress);
-      raw.destroy();
+      // With an error, so that the TLS layer reports this cause (tlsClientError), not a peer reset.
+      raw.destroy(Object.assign(new Error(`TLS handshake not completed within ${this.timeoutMs} ms`), { code: 'ERR_KMIPD_HANDSHAKE_TIMEOUT' }));
     }, this.timeoutMs);
     timer.unref();
     this.pending.set(key, timer);

@@ -1,6 +1,8 @@
 // HSM and store trouble becomes a KMIP answer the client can act on (retry later, call the
 // operator), never a crash. The client learns the kind of failure; the details stay in our log.
 import Database from 'better-sqlite3';
+import pg from 'pg';
+import { NotReplicatedError } from '../store/postgres-database.js';
 import type { Logger } from 'pino';
 import { HsmError, type HsmErrorCode } from '../hsm/index.js';
 import { KmipError } from '../kmip/errors.js';
@@ -41,6 +43,26 @@ function storeMessage(code: string): string | undefined {
   }
 }
 
+/** PostgreSQL (SQLSTATE) and connection failures we can explain. */
+function postgresMessage(err: unknown): string | undefined {
+  if (err instanceof NotReplicatedError) return 'the key store could not confirm the change on its synchronous standby; the request was not completed';
+  if (err instanceof pg.DatabaseError) {
+    const code = err.code ?? '';
+    if (code === '53100') return 'the key store is full; nothing was stored';
+    if (code === '25006') return 'the key store is read-only (a standby); the request was not completed';
+    if (code === '55P03' || code === '57014' || code === '40001' || code === '40P01') return 'the key store is busy; nothing was stored, retry later';
+    if (code.startsWith('08') || code.startsWith('57P') || code.startsWith('53')) return 'the key store is unavailable; retry later';
+    return undefined;
+  }
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = err instanceof Error ? err.message : '';
+  if ((typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH)$/.test(code)) ||
+      /^Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(message)) {
+    return 'the key store is unavailable; retry later';
+  }
+  return undefined;
+}
+
 export function classifyError(err: unknown): KmipError | undefined {
   if (err instanceof HsmError) {
     const reason = err.code === 'UNWRAP_FAILED' ? ResultReason.CryptographicFailure : ResultReason.GeneralFailure;
@@ -50,6 +72,8 @@ export function classifyError(err: unknown): KmipError | undefined {
     const message = storeMessage(err.code);
     return message === undefined ? undefined : new KmipError(ResultReason.GeneralFailure, message);
   }
+  const pgMessage = postgresMessage(err);
+  if (pgMessage !== undefined) return new KmipError(ResultReason.GeneralFailure, pgMessage);
   return undefined;
 }
 
@@ -58,7 +82,7 @@ export function loggingClassifier(log: Logger): ErrorClassifier {
   return (err) => {
     const mapped = classifyError(err);
     if (mapped && !(err instanceof HsmError && err.code === 'UNWRAP_FAILED')) {
-      const code = err instanceof HsmError || err instanceof Database.SqliteError ? err.code : undefined;
+      const code = err instanceof HsmError || err instanceof Database.SqliteError || err instanceof pg.DatabaseError ? err.code : undefined;
       log.error({ err, code }, `request failed: ${mapped.message}`);
     }
     return mapped;

@@ -10,7 +10,8 @@ import { Tag } from '../kmip/registry/generated.js';
 import type { Dispatcher } from '../operations/dispatch.js';
 import type { ClientIdentity } from '../operations/context.js';
 import { tlsServerOptions, type TlsMaterial } from './tls-options.js';
-import type { ConnectionGate } from './client-trust.js';
+import type { ConnectionGate, Refusal } from './client-trust.js';
+import { handshakeFailureReason } from './metrics.js';
 import { ClientConnectionCounter, ConnectionTimers, HandshakeDeadlines, type ConnectionLimits } from './connection-guard.js';
 import { DEFAULT_LIMITS } from './limits.js';
 
@@ -32,6 +33,17 @@ export interface KmipServerOptions {
   readonly gate: ConnectionGate;
   /** Connection limits and timeouts; each missing one takes its default (DEFAULT_LIMITS). */
   readonly limits?: Partial<ConnectionLimits>;
+  /** Counts connections and refusals (metrics). */
+  readonly observe?: ConnectionObserver;
+}
+
+/** Connection events, with bounded reason labels. */
+export interface ConnectionObserver {
+  /** An admitted client connection opened / closed. */
+  connectionOpened(): void;
+  connectionClosed(): void;
+  /** A connection ended before any KMIP was read: failed handshake, refused certificate, limits. */
+  handshakeFailed(reason: string): void;
 }
 
 export class KmipServer {
@@ -51,6 +63,7 @@ export class KmipServer {
   constructor(private readonly opts: KmipServerOptions) {
     const limits = { ...pickConnectionLimits(DEFAULT_LIMITS), ...definedOnly(opts.limits) };
     this.limits = limits;
+    // Counted where the TLS layer reports it (tlsClientError), like every other handshake failure.
     this.handshakes = new HandshakeDeadlines(limits.handshakeTimeoutMs, (remote) =>
       opts.log.info({ remote }, 'TLS handshake not completed in time; connection closed'),
     );
@@ -60,10 +73,17 @@ export class KmipServer {
     );
     // Past maxConnections Node closes new TCP connections before any TLS work is done.
     this.server.maxConnections = limits.maxConnections;
-    this.server.on('drop', (d) => opts.log.warn({ remote: d?.remoteAddress, max: limits.maxConnections }, 'connection refused: too many connections'));
+    this.server.on('drop', (d) => {
+      opts.log.warn({ remote: d?.remoteAddress, max: limits.maxConnections }, 'connection refused: too many connections');
+      opts.observe?.handshakeFailed('too_many_connections');
+    });
     this.server.on('connection', (raw: Socket) => this.handshakes.accepted(raw));
     this.server.on('tlsClientError', (err, socket) => {
       opts.log.info({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake refused');
+      // Settled here: our own deadline must not fire for it too (and count it twice). When our
+      // deadline fired first, `err` is its ERR_KMIPD_HANDSHAKE_TIMEOUT.
+      this.handshakes.handshakeDone(socket);
+      opts.observe?.handshakeFailed(handshakeFailureReason(err));
       // With a listener here Node leaves the socket open (even after its own handshake timeout).
       socket.destroy();
     });
@@ -81,18 +101,39 @@ export class KmipServer {
   }
 
   private onConnection(socket: TLSSocket): void {
-    const log = this.opts.log;
     this.handshakes.handshakeDone(socket);
-    const client = this.opts.gate.admit(socket);
-    if (!client) {
+    // The verdict reads the client registry (a database, maybe over the network): no byte of the
+    // connection is read until it is in.
+    socket.pause();
+    socket.on('error', (err) => this.opts.log.debug({ remote: socket.remoteAddress, err: err.message }, 'connection error'));
+    this.opts.gate.admit(socket).then(
+      (client) => this.serveAdmitted(socket, client),
+      (err: unknown) => {
+        this.opts.log.error({ err, remote: socket.remoteAddress }, 'client verification failed');
+        socket.destroy();
+      },
+    );
+  }
+
+  private serveAdmitted(socket: TLSSocket, client: ClientIdentity | Refusal): void {
+    const log = this.opts.log;
+    if (socket.destroyed) return; // the peer left while we were deciding
+    if (this.stopping) {
+      socket.destroy();
+      return;
+    }
+    if ('refused' in client) {
+      this.opts.observe?.handshakeFailed(client.refused);
       socket.destroy(); // the gate logged and audited why
       return;
     }
     if (!this.perClient.tryAcquire(client.fingerprintSha256)) {
       log.warn({ client: client.commonName, max: this.limits.maxConnectionsPerClient }, 'connection refused: too many connections for this client');
+      this.opts.observe?.handshakeFailed('too_many_connections_for_client');
       socket.destroy();
       return;
     }
+    this.opts.observe?.connectionOpened();
     this.sockets.add(socket);
     this.identities.set(socket, client);
     const framer = new TtlvFramer({ maxMessageSize: this.opts.maxMessageSize, expectedTag: Tag.RequestMessage });
@@ -141,13 +182,14 @@ export class KmipServer {
         timers.setPaused(true);
       }
     });
-    socket.on('error', (err) => log.debug({ client: client.commonName, err: err.message }, 'connection error'));
     socket.on('close', () => {
+      this.opts.observe?.connectionClosed();
       timers.stop();
       this.perClient.release(client.fingerprintSha256);
       this.sockets.delete(socket);
       this.identities.delete(socket);
     });
+    socket.resume();
   }
 
   private requestDone(): void {
@@ -161,7 +203,7 @@ export class KmipServer {
   }
 
   private async answer(socket: TLSSocket, raw: Buffer, client: ClientIdentity, last: () => boolean): Promise<void> {
-    if (socket.destroyed || !this.opts.gate.stillAdmitted(client)) {
+    if (socket.destroyed || !(await this.opts.gate.stillAdmitted(client))) {
       raw.fill(0);
       if (!socket.destroyed) this.opts.log.warn({ client: client.name }, 'client no longer trusted; closing connection');
       socket.destroy();
@@ -179,6 +221,11 @@ export class KmipServer {
       this.opts.log.error({ err, client: client.commonName }, 'request failed; closing connection');
       socket.destroy();
     }
+  }
+
+  /** The identities of the open, admitted connections (one entry per connection). */
+  admittedClients(): ClientIdentity[] {
+    return [...this.identities.values()];
   }
 
   /** Close the connections of every admitted client matching `which` (a revoked one, say). */

@@ -53,6 +53,8 @@ const MINIMUM: Readonly<Record<LimitName, number>> = {
   maxConnectionsPerClient: 1,
 };
 
+export { MINIMUM as LIMIT_MINIMUM };
+
 export const LIMIT_NAMES = Object.keys(DEFAULT_LIMITS) as LimitName[];
 
 /**

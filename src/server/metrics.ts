@@ -2,13 +2,16 @@
 // process do not share counters. Labels are bounded sets (operation names, result reasons, HSM
 // calls, states): never object ids or client names, which would grow without limit.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Logger } from 'pino';
+import type { RequestObserver } from '../operations/dispatch.js';
+import type { ConnectionObserver } from './kmip-server.js';
 
 export interface KeyCounts {
   /** Number of managed objects per State name. */
   byState(): Promise<Record<string, number>>;
 }
 
-export class ServerMetrics {
+export class ServerMetrics implements RequestObserver, ConnectionObserver {
   readonly registry = new Registry();
   private readonly requests: Counter<'operation' | 'result' | 'reason'>;
   private readonly latency: Histogram<'operation'>;
@@ -16,7 +19,7 @@ export class ServerMetrics {
   private readonly handshakeFailures: Counter<'reason'>;
   private readonly hsmLatency: Histogram<'call' | 'outcome'>;
 
-  constructor(keys?: KeyCounts) {
+  constructor(keys?: KeyCounts, log?: Logger) {
     collectDefaultMetrics({ register: this.registry, prefix: 'kmipd_' });
     this.requests = new Counter({
       name: 'kmipd_requests_total',
@@ -52,7 +55,15 @@ export class ServerMetrics {
         labelNames: ['state'],
         registers: [this.registry],
         async collect() {
-          const counts = await keys.byState();
+          // A store that cannot be read leaves this gauge empty rather than failing the whole scrape.
+          let counts: Record<string, number>;
+          try {
+            counts = await keys.byState();
+          } catch (err) {
+            log?.warn({ err }, 'cannot count keys for the metrics');
+            gauge.reset();
+            return;
+          }
           gauge.reset();
           for (const [state, n] of Object.entries(counts)) gauge.set({ state }, n);
         },

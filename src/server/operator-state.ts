@@ -1,13 +1,14 @@
 // What the running server reads from the operator's side of the store, and keeps following while
 // it runs: the client registry (admission, revocation), the active root key version (rotation),
 // operator holds on keys, and the server certificate files (rotation without downtime).
-import type Database from 'better-sqlite3';
+// Everything comes from the store backend the server shares with every other node and with the
+// operator's commands; nothing is cached in a way that could let a revoked client in or a held
+// key out: admission, each request, each unwrap and the revocation sweep read the database.
 import type { Logger } from 'pino';
-import { openSqliteDatabase } from '../store/sqlite-store.js';
-import { ClientRegistry } from '../store/client-registry.js';
-import { RootKeyRegistry } from '../store/root-keys.js';
-import { KeyHolds } from '../store/key-holds.js';
-import { ClientPasswords } from '../store/client-passwords.js';
+import type { StoreBackend } from '../store/backend.js';
+import type { KeyHolds } from '../store/key-holds.js';
+import type { ClientPasswords } from '../store/client-passwords.js';
+import type { KeyProtector } from '../operations/context.js';
 import { ClientTrust } from './client-trust.js';
 import { watchServerCertificate } from './tls-reload.js';
 import type { KmipServer } from './kmip-server.js';
@@ -20,32 +21,47 @@ export interface OperatorState {
   readonly holds: KeyHolds;
   /** Username/Password credentials set by the operator (`kmipd client set-password`). */
   readonly passwords: ClientPasswords;
-  /** The root key new keys are wrapped under, as recorded in the store. */
+  /**
+   * The root key new keys are wrapped under, as last read from the store. The HSM asks for it
+   * synchronously; withActiveRootKey reads the store again right before every wrap.
+   */
   activeRootKeyLabel(): string;
+  /** Reads the active root key version from the store (and remembers it for activeRootKeyLabel). */
+  refreshActiveRootKey(): Promise<string>;
   /** Follow revocations and server certificate changes for this server. */
   attach(server: KmipServer, serverFiles: { cert: string; key: string }): void;
+  /** Stops following; the store itself belongs to the caller. */
   close(): void;
 }
 
-export function openOperatorState(storePath: string, o: { configuredRootKeyLabel: string; log: Logger; audit: Logger }): OperatorState {
-  const db: Database.Database = openSqliteDatabase(storePath);
-  const registry = new ClientRegistry(db);
-  const rootKeys = new RootKeyRegistry(db);
-  rootKeys.ensureInitialized(o.configuredRootKeyLabel);
-  const gate = new ClientTrust(registry, o.log, o.audit);
+export async function openOperatorState(store: StoreBackend, o: { configuredRootKeyLabel: string; log: Logger; audit: Logger }): Promise<OperatorState> {
+  await store.rootKeys.ensureInitialized(o.configuredRootKeyLabel);
+  let active = (await store.rootKeys.activeLabel()) ?? o.configuredRootKeyLabel;
+  const gate = new ClientTrust(store.clients, o.log, o.audit);
   const stops: (() => void)[] = [];
   return {
     gate,
-    holds: new KeyHolds(db),
-    passwords: new ClientPasswords(db),
-    activeRootKeyLabel: () => rootKeys.activeLabel() ?? o.configuredRootKeyLabel,
+    holds: store.holds,
+    passwords: store.passwords,
+    activeRootKeyLabel: () => active,
+    async refreshActiveRootKey() {
+      active = (await store.rootKeys.activeLabel()) ?? o.configuredRootKeyLabel;
+      return active;
+    },
     attach(server, serverFiles) {
+      let sweeping = false;
       const sweep = setInterval(() => {
-        try {
-          server.closeConnectionsOf((c) => !gate.stillAdmitted(c));
-        } catch (err) {
-          o.log.error({ err }, 'revocation sweep failed');
-        }
+        if (sweeping) return; // a slow database: never pile sweeps up
+        sweeping = true;
+        gate
+          .noLongerAdmitted(server.admittedClients())
+          .then((gone) => {
+            if (gone.size > 0) server.closeConnectionsOf((c) => gone.has(c));
+          })
+          .catch((err: unknown) => o.log.error({ err }, 'revocation sweep failed'))
+          .finally(() => {
+            sweeping = false;
+          });
       }, REVOCATION_SWEEP_MS);
       sweep.unref();
       stops.push(() => clearInterval(sweep));
@@ -53,7 +69,28 @@ export function openOperatorState(storePath: string, o: { configuredRootKeyLabel
     },
     close() {
       for (const stop of stops.splice(0)) stop();
-      if (db.open) db.close();
     },
+  };
+}
+
+/**
+ * Root key rotation across nodes: before each new wrap, read which root key version is active in
+ * the store, so that a rotation started from any node (or the CLI) applies to the very next key.
+ */
+export function withActiveRootKey(keys: KeyProtector, refresh: () => Promise<unknown>): KeyProtector {
+  return {
+    async generateWrappedKey(objectId, bits) {
+      await refresh();
+      return keys.generateWrappedKey(objectId, bits);
+    },
+    async wrapPlaintextKey(objectId, key) {
+      await refresh();
+      return keys.wrapPlaintextKey(objectId, key);
+    },
+    async wrapSecretBytes(objectId, secret) {
+      await refresh();
+      return keys.wrapSecretBytes(objectId, secret);
+    },
+    unwrapKey: (objectId, wrapped) => keys.unwrapKey(objectId, wrapped),
   };
 }

@@ -1,62 +1,61 @@
 // Username/Password credentials a client may present in the request header (vCenter offers one).
 // The certificate stays the identity; a password, when an operator sets one, is a second factor
 // checked whenever the client sends a credential. Stored as scrypt hashes, never in the clear.
-import type Database from 'better-sqlite3';
+// The rows live in either backend (PasswordRows); the hashing and checking are here, once.
 import { createHash, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 
 const SCRYPT = { N: 1 << 15, r: 8, p: 1, maxmem: 64 << 20 } as const;
 const HASH_BYTES = 32;
 
-interface Row {
-  username: string;
-  scrypt_hash: Buffer;
-  salt: Buffer;
-  updated_at: number;
+export interface PasswordRow {
+  readonly username: string;
+  readonly scryptHash: Buffer;
+  readonly salt: Buffer;
+  /** Milliseconds since the epoch: identifies this version of the password. */
+  readonly updatedAt: number;
+}
+
+/** Where a backend keeps the rows. */
+export interface PasswordRows {
+  get(clientName: string): Promise<PasswordRow | undefined>;
+  upsert(clientName: string, row: PasswordRow): Promise<void>;
+  /** False if the client had no password. */
+  remove(clientName: string): Promise<boolean>;
 }
 
 export type CredentialVerdict = 'accepted' | 'rejected' | 'not-configured';
 
 export class ClientPasswords {
-  private readonly byName;
-  private readonly upsert;
-  private readonly remove;
   /**
    * Verified presentations, so that vCenter's repeated credentials cost one SHA-256 instead of
-   * one scrypt each: client → (updated_at, SHA-256 of username and password last accepted).
+   * one scrypt each: client → (updated_at, SHA-256 of username and password last accepted). The
+   * row is read from the database on every check, so a changed or cleared password applies at once.
    */
   private readonly accepted = new Map<string, { updatedAt: number; digest: Buffer }>();
 
-  constructor(db: Database.Database) {
-    this.byName = db.prepare('SELECT username, scrypt_hash, salt, updated_at FROM client_passwords WHERE client_name = ?');
-    this.upsert = db.prepare(
-      `INSERT INTO client_passwords (client_name, username, scrypt_hash, salt, updated_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (client_name) DO UPDATE SET username = excluded.username, scrypt_hash = excluded.scrypt_hash,
-         salt = excluded.salt, updated_at = excluded.updated_at`,
-    );
-    this.remove = db.prepare('DELETE FROM client_passwords WHERE client_name = ?');
-  }
+  constructor(private readonly rows: PasswordRows) {}
 
-  set(clientName: string, username: string, password: string): void {
+  async set(clientName: string, username: string, password: string): Promise<void> {
     if (password.length < 12) throw new Error('the password must be at least 12 characters');
     const salt = randomBytes(16);
     const hash = scryptSync(password, salt, HASH_BYTES, SCRYPT);
-    this.upsert.run(clientName, username, hash, salt, Date.now());
+    await this.rows.upsert(clientName, { username, scryptHash: hash, salt, updatedAt: Date.now() });
   }
 
-  clear(clientName: string): boolean {
-    return this.remove.run(clientName).changes > 0;
+  clear(clientName: string): Promise<boolean> {
+    return this.rows.remove(clientName);
   }
 
-  verify(clientName: string, username: string, password: string | undefined): CredentialVerdict {
-    const row = this.byName.get(clientName) as Row | undefined;
+  async verify(clientName: string, username: string, password: string | undefined): Promise<CredentialVerdict> {
+    const row = await this.rows.get(clientName);
     if (!row) return 'not-configured';
     if (password === undefined || username !== row.username) return 'rejected';
     const digest = createHash('sha256').update(username).update('\0').update(password).digest();
     const seen = this.accepted.get(clientName);
-    if (seen && seen.updatedAt === row.updated_at && timingSafeEqual(seen.digest, digest)) return 'accepted';
+    if (seen && seen.updatedAt === row.updatedAt && timingSafeEqual(seen.digest, digest)) return 'accepted';
     const hash = scryptSync(password, row.salt, HASH_BYTES, SCRYPT);
-    if (!timingSafeEqual(hash, row.scrypt_hash)) return 'rejected';
-    this.accepted.set(clientName, { updatedAt: row.updated_at, digest });
+    if (!timingSafeEqual(hash, row.scryptHash)) return 'rejected';
+    this.accepted.set(clientName, { updatedAt: row.updatedAt, digest });
     return 'accepted';
   }
 }

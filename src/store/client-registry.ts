@@ -1,7 +1,9 @@
 // The client registry: who may connect, in which tenant, with which role, and by which certificate.
 // It lives in the store (not in local files) because every node and every ESXi host of one vCenter
 // key provider share one client certificate: trust and revocation must be the same everywhere.
-import type Database from 'better-sqlite3';
+// This file holds the model and the rules; sqlite-client-registry.ts and
+// postgres-client-registry.ts keep it in their database, each read straight from the database
+// (no node-local cache), so that a revocation made anywhere is seen by every node at once.
 
 export const CLIENT_ROLES = ['reader', 'writer', 'manager'] as const;
 export type ClientRole = (typeof CLIENT_ROLES)[number];
@@ -64,7 +66,36 @@ export interface ActiveCredential extends Credential {
   readonly role: ClientRole;
 }
 
-interface ClientRow {
+export class ClientRegistryError extends Error {
+  override readonly name = 'ClientRegistryError';
+}
+
+/** The registry as every backend provides it. Each call reads or writes the database itself. */
+export interface ClientRegistry {
+  get(name: string): Promise<ClientRecord | undefined>;
+  list(): Promise<ClientRecord[]>;
+  /** A new client with its first credential, atomically. */
+  addClient(c: { name: string; tenant: string; role: ClientRole }, credential: NewCredential, now?: Date): Promise<void>;
+  /** Another credential for an existing, non-revoked client (renewal); optionally retiring the others. */
+  addCredential(name: string, credential: NewCredential, opts: { revokePrevious: boolean }, now?: Date): Promise<void>;
+  /** Revoke a client and every credential it has. False if it was already revoked. */
+  revokeClient(name: string, reason: string | undefined, now?: Date): Promise<boolean>;
+  /** Revoke one certificate of a client (a renewed one's predecessor, say). */
+  revokeCredential(name: string, fingerprint: string, now?: Date): Promise<boolean>;
+  /** Whom this exact certificate was registered for, active or not (to say why a connection is refused). */
+  leafOwner(fingerprint: string): Promise<{ clientName: string; revoked: boolean } | undefined>;
+  /** The active issued/pinned credential for this exact certificate, if any. */
+  activeLeaf(fingerprint: string): Promise<ActiveCredential | undefined>;
+  activeCaTrusts(): Promise<ActiveCredential[]>;
+  /** The credential as it is now, if it still admits its client. */
+  activeCredential(id: number): Promise<ActiveCredential | undefined>;
+  /** Record a connection; writes at most once per `minIntervalS` per client and certificate. */
+  touch(name: string, fingerprint: string, now?: Date, minIntervalS?: number): Promise<void>;
+}
+
+// ------------------------------------------------------------------ rows, shared by the backends
+
+export interface ClientRow {
   name: string;
   tenant: string;
   role: string;
@@ -75,7 +106,7 @@ interface ClientRow {
   last_seen_fingerprint: string | null;
 }
 
-interface CredentialRow {
+export interface CredentialRow {
   id: number;
   client_name: string;
   kind: string;
@@ -88,13 +119,13 @@ interface CredentialRow {
   revoked_at: number | null;
 }
 
-type ActiveRow = CredentialRow & { tenant: string; role: string };
+export type ActiveRow = CredentialRow & { tenant: string; role: string };
 
-const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
+export const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
 const date = (s: number) => new Date(s * 1000);
 const optDate = (s: number | null) => (s === null ? undefined : date(s));
 
-function toCredential(r: CredentialRow): Credential {
+export function toCredential(r: CredentialRow): Credential {
   return {
     id: r.id,
     clientName: r.client_name,
@@ -109,168 +140,67 @@ function toCredential(r: CredentialRow): Credential {
   };
 }
 
-function toActive(r: ActiveRow): ActiveCredential {
+export function toActive(r: ActiveRow): ActiveCredential {
   return { ...toCredential(r), tenant: r.tenant, role: r.role as ClientRole };
 }
 
-export class ClientRegistryError extends Error {
-  override readonly name = 'ClientRegistryError';
+export function toClientRecord(r: ClientRow, credentials: readonly CredentialRow[]): ClientRecord {
+  return {
+    name: r.name,
+    tenant: r.tenant,
+    role: r.role as ClientRole,
+    createdAt: date(r.created_at),
+    revokedAt: optDate(r.revoked_at),
+    revocationReason: r.revocation_reason ?? undefined,
+    lastSeenAt: optDate(r.last_seen_at),
+    lastSeenFingerprint: r.last_seen_fingerprint ?? undefined,
+    credentials: credentials.map(toCredential),
+  };
 }
 
-const ACTIVE = `SELECT cc.*, c.tenant, c.role FROM client_credentials cc JOIN clients c ON c.name = cc.client_name
-                WHERE c.revoked_at IS NULL AND cc.revoked_at IS NULL`;
+// ------------------------------------------------------------------ rules, shared by the backends
 
-export class ClientRegistry {
-  private readonly stmts;
+/** A certificate identifies one client, forever (a revoked one cannot come back under a new name). */
+export function leafTaken(existing: CredentialRow): ClientRegistryError {
+  return new ClientRegistryError(
+    `certificate sha256 ${existing.fingerprint} is already registered for client ${existing.client_name}${existing.revoked_at !== null ? ' (revoked)' : ''}`,
+  );
+}
+
+/**
+ * An unrestricted trust in a CA and a subject-restricted one (or two trusts for the same subject)
+ * would make the identity ambiguous. `sameCa`: the active trusts of that CA.
+ */
+export function caTrustClash(sameCa: readonly ActiveRow[], c: NewCredential): ClientRegistryError | undefined {
+  const clash = sameCa.find((r) => r.subject === null || c.subject === undefined || r.subject === c.subject);
+  if (!clash) return undefined;
+  return new ClientRegistryError(
+    `CA sha256 ${c.fingerprint} is already trusted for client ${clash.client_name}${clash.subject ? ` (subject ${clash.subject})` : ' (any subject)'}; give each client its own --subject`,
+  );
+}
+
+/** The credentials of `record` that `fingerprint` names, or why there is none to revoke. */
+export function credentialsToRevoke(record: ClientRecord | undefined, name: string, fingerprint: string): Credential[] {
+  if (!record) throw new ClientRegistryError(`no client named ${name}`);
+  const matches = record.credentials.filter((c) => c.fingerprint === fingerprint.toLowerCase() && c.revokedAt === undefined);
+  if (matches.length === 0) throw new ClientRegistryError(`client ${name} has no active certificate with sha256 ${fingerprint}`);
+  return matches;
+}
+
+/**
+ * Last-seen bookkeeping is throttled in memory: an UPDATE that changes nothing still takes a write
+ * lock (SQLite) or writes a row version (PostgreSQL). This only decides when to write, never
+ * whether a client is admitted.
+ */
+export class TouchThrottle {
   private readonly touched = new Map<string, number>();
 
-  constructor(private readonly db: Database.Database) {
-    this.stmts = {
-      client: db.prepare('SELECT * FROM clients WHERE name = ?'),
-      clients: db.prepare('SELECT * FROM clients ORDER BY name'),
-      credentialsOf: db.prepare('SELECT * FROM client_credentials WHERE client_name = ? ORDER BY id'),
-      insertClient: db.prepare('INSERT INTO clients (name, tenant, role, created_at) VALUES (?, ?, ?, ?)'),
-      insertCredential: db.prepare(
-        `INSERT INTO client_credentials (client_name, kind, fingerprint, certificate, subject, serial, not_after, added_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      leafByFingerprint: db.prepare(`${ACTIVE} AND cc.kind <> 'ca' AND cc.fingerprint = ?`),
-      anyLeafByFingerprint: db.prepare(`SELECT * FROM client_credentials WHERE kind <> 'ca' AND fingerprint = ?`),
-      activeCas: db.prepare(`${ACTIVE} AND cc.kind = 'ca' ORDER BY cc.id`),
-      activeById: db.prepare(`${ACTIVE} AND cc.id = ?`),
-      revokeClient: db.prepare('UPDATE clients SET revoked_at = ?, revocation_reason = ? WHERE name = ? AND revoked_at IS NULL'),
-      revokeCredentialsOf: db.prepare('UPDATE client_credentials SET revoked_at = ? WHERE client_name = ? AND revoked_at IS NULL'),
-      revokeCredential: db.prepare('UPDATE client_credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
-      touch: db.prepare(
-        'UPDATE clients SET last_seen_at = ?, last_seen_fingerprint = ? WHERE name = ? AND (last_seen_at IS NULL OR last_seen_at < ? OR last_seen_fingerprint IS NOT ?)',
-      ),
-    };
-  }
-
-  get(name: string): ClientRecord | undefined {
-    const row = this.stmts.client.get(name) as ClientRow | undefined;
-    return row && this.toRecord(row);
-  }
-
-  list(): ClientRecord[] {
-    return (this.stmts.clients.all() as ClientRow[]).map((r) => this.toRecord(r));
-  }
-
-  private toRecord(r: ClientRow): ClientRecord {
-    return {
-      name: r.name,
-      tenant: r.tenant,
-      role: r.role as ClientRole,
-      createdAt: date(r.created_at),
-      revokedAt: optDate(r.revoked_at),
-      revocationReason: r.revocation_reason ?? undefined,
-      lastSeenAt: optDate(r.last_seen_at),
-      lastSeenFingerprint: r.last_seen_fingerprint ?? undefined,
-      credentials: (this.stmts.credentialsOf.all(r.name) as CredentialRow[]).map(toCredential),
-    };
-  }
-
-  /** A new client with its first credential, atomically. */
-  addClient(c: { name: string; tenant: string; role: ClientRole }, credential: NewCredential, now = new Date()): void {
-    assertValidTenant(c.tenant);
-    this.db.transaction(() => {
-      if (this.stmts.client.get(c.name)) throw new ClientRegistryError(`client ${c.name} already exists`);
-      this.stmts.insertClient.run(c.name, c.tenant, c.role, seconds(now));
-      this.insertCredential(c.name, credential, now);
-    }).immediate();
-  }
-
-  /** Another credential for an existing, non-revoked client (renewal); optionally retiring the others. */
-  addCredential(name: string, credential: NewCredential, opts: { revokePrevious: boolean }, now = new Date()): void {
-    this.db.transaction(() => {
-      const row = this.stmts.client.get(name) as ClientRow | undefined;
-      if (!row) throw new ClientRegistryError(`no client named ${name}`);
-      if (row.revoked_at !== null) throw new ClientRegistryError(`client ${name} is revoked`);
-      if (opts.revokePrevious) this.stmts.revokeCredentialsOf.run(seconds(now), name);
-      this.insertCredential(name, credential, now);
-    }).immediate();
-  }
-
-  private insertCredential(name: string, c: NewCredential, now: Date): void {
-    if (c.kind !== 'ca') {
-      const existing = this.stmts.anyLeafByFingerprint.get(c.fingerprint) as CredentialRow | undefined;
-      if (existing) {
-        throw new ClientRegistryError(
-          `certificate sha256 ${c.fingerprint} is already registered for client ${existing.client_name}${existing.revoked_at !== null ? ' (revoked)' : ''}`,
-        );
-      }
-    } else {
-      // An unrestricted trust in a CA and a subject-restricted one would make the identity ambiguous.
-      const sameCa = (this.stmts.activeCas.all() as ActiveRow[]).filter((r) => r.fingerprint === c.fingerprint);
-      const clash = sameCa.find((r) => r.subject === null || c.subject === undefined || r.subject === c.subject);
-      if (clash) {
-        throw new ClientRegistryError(
-          `CA sha256 ${c.fingerprint} is already trusted for client ${clash.client_name}${clash.subject ? ` (subject ${clash.subject})` : ' (any subject)'}; give each client its own --subject`,
-        );
-      }
-    }
-    this.stmts.insertCredential.run(
-      name,
-      c.kind,
-      c.fingerprint,
-      c.certificate,
-      c.kind === 'ca' ? (c.subject ?? null) : null,
-      c.serial,
-      seconds(c.notAfter),
-      seconds(now),
-    );
-  }
-
-  /** Revoke a client and every credential it has. False if it was already revoked. */
-  revokeClient(name: string, reason: string | undefined, now = new Date()): boolean {
-    return this.db.transaction(() => {
-      if (!this.stmts.client.get(name)) throw new ClientRegistryError(`no client named ${name}`);
-      this.stmts.revokeCredentialsOf.run(seconds(now), name);
-      return this.stmts.revokeClient.run(seconds(now), reason ?? null, name).changes > 0;
-    }).immediate();
-  }
-
-  /** Revoke one certificate of a client (a renewed one's predecessor, say). */
-  revokeCredential(name: string, fingerprint: string, now = new Date()): boolean {
-    const record = this.get(name);
-    if (!record) throw new ClientRegistryError(`no client named ${name}`);
-    const matches = record.credentials.filter((c) => c.fingerprint === fingerprint.toLowerCase() && c.revokedAt === undefined);
-    if (matches.length === 0) throw new ClientRegistryError(`client ${name} has no active certificate with sha256 ${fingerprint}`);
-    return this.db.transaction(() => matches.reduce((n, c) => n + this.stmts.revokeCredential.run(seconds(now), c.id).changes, 0) > 0).immediate();
-  }
-
-  /** Whom this exact certificate was registered for, active or not (to say why a connection is refused). */
-  leafOwner(fingerprint: string): { clientName: string; revoked: boolean } | undefined {
-    const row = this.stmts.anyLeafByFingerprint.get(fingerprint) as CredentialRow | undefined;
-    if (!row) return undefined;
-    const client = this.stmts.client.get(row.client_name) as ClientRow | undefined;
-    return { clientName: row.client_name, revoked: row.revoked_at !== null || client?.revoked_at !== null };
-  }
-
-  /** The active issued/pinned credential for this exact certificate, if any. */
-  activeLeaf(fingerprint: string): ActiveCredential | undefined {
-    const row = this.stmts.leafByFingerprint.get(fingerprint) as ActiveRow | undefined;
-    return row && toActive(row);
-  }
-
-  activeCaTrusts(): ActiveCredential[] {
-    return (this.stmts.activeCas.all() as ActiveRow[]).map(toActive);
-  }
-
-  /** The credential as it is now, if it still admits its client. */
-  activeCredential(id: number): ActiveCredential | undefined {
-    const row = this.stmts.activeById.get(id) as ActiveRow | undefined;
-    return row && toActive(row);
-  }
-
-  /** Record a connection; writes at most once per `minIntervalS` per client and certificate. */
-  touch(name: string, fingerprint: string, now = new Date(), minIntervalS = 60): void {
-    const s = seconds(now);
-    // Checked in memory first: an UPDATE that changes nothing still takes the write lock.
+  /** True if a write is due for this client and certificate at `s` (and notes it as done). */
+  due(name: string, fingerprint: string, s: number, minIntervalS: number): boolean {
     const key = `${name}\n${fingerprint}`;
-    if ((this.touched.get(key) ?? Number.NEGATIVE_INFINITY) > s - minIntervalS) return;
+    if ((this.touched.get(key) ?? Number.NEGATIVE_INFINITY) > s - minIntervalS) return false;
     if (this.touched.size > 10_000) this.touched.clear();
     this.touched.set(key, s);
-    this.stmts.touch.run(s, fingerprint, name, s - minIntervalS, fingerprint);
+    return true;
   }
 }

@@ -1,5 +1,4 @@
 // Read-only listing of managed objects for the operator (`kmipd keys list`), across tenants.
-import type Database from 'better-sqlite3';
 
 export interface InventoryRow {
   readonly id: string;
@@ -17,62 +16,36 @@ export interface InventoryQuery {
   readonly tenant?: string | undefined;
 }
 
-/** Objects carry a tenant once tenant scoping lands; until then every object belongs to "default". */
+/** Objects from before tenant scoping belong to "default", the tenant every earlier client was in. */
 export const DEFAULT_TENANT = 'default';
 
-export class KeyInventory {
-  private readonly hasTenantColumn: boolean;
+export interface KeyInventory {
+  get(id: string): Promise<InventoryRow | undefined>;
+  /** Oldest first. */
+  list(q?: InventoryQuery): Promise<InventoryRow[]>;
+}
 
-  constructor(private readonly db: Database.Database) {
-    const cols = db.prepare('PRAGMA table_info(objects)').all() as { name: string }[];
-    this.hasTenantColumn = cols.some((c) => c.name === 'tenant');
-  }
+export interface InventoryDbRow {
+  id: string;
+  object_type: number;
+  state: number;
+  tenant: string;
+  root_key_label: string | null;
+  has_key: number | boolean;
+  created_at: number;
+  held: number | boolean;
+}
 
-  get(id: string): InventoryRow | undefined {
-    return this.list({ id })[0];
-  }
-
-  list(q: InventoryQuery & { id?: string } = {}): InventoryRow[] {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (q.id !== undefined) {
-      where.push('o.id = ?');
-      params.push(q.id);
-    }
-    if (q.states) {
-      where.push(`o.state IN (${q.states.map(() => '?').join(',') || 'NULL'})`);
-      params.push(...q.states);
-    }
-    const tenantExpr = this.hasTenantColumn ? 'o.tenant' : `'${DEFAULT_TENANT}'`;
-    if (q.tenant !== undefined) {
-      where.push(`${tenantExpr} = ?`);
-      params.push(q.tenant);
-    }
-    const rows = this.db
-      .prepare(
-        `SELECT o.id, o.object_type, o.state, ${tenantExpr} AS tenant, o.root_key_label, o.wrapped_key IS NOT NULL AS has_key,
-                o.created_at, EXISTS (SELECT 1 FROM key_holds h WHERE h.object_id = o.id) AS held
-         FROM objects o ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY o.seq`,
-      )
-      .all(...params) as {
-      id: string;
-      object_type: number;
-      state: number;
-      tenant: string;
-      root_key_label: string | null;
-      has_key: number;
-      created_at: number;
-      held: number;
-    }[];
-    return rows.map((r) => ({
-      id: r.id,
-      objectType: r.object_type,
-      state: r.state,
-      tenant: r.tenant,
-      rootKeyLabel: r.root_key_label ?? undefined,
-      hasKeyMaterial: r.has_key === 1,
-      createdAt: new Date(r.created_at * 1000),
-      held: r.held === 1,
-    }));
-  }
+export function toInventoryRow(r: InventoryDbRow): InventoryRow {
+  return {
+    id: r.id,
+    objectType: r.object_type,
+    state: r.state,
+    tenant: r.tenant,
+    rootKeyLabel: r.root_key_label ?? undefined,
+    // SQLite answers 0/1, PostgreSQL true/false.
+    hasKeyMaterial: r.has_key === 1 || r.has_key === true,
+    createdAt: new Date(r.created_at * 1000),
+    held: r.held === 1 || r.held === true,
+  };
 }

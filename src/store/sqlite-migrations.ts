@@ -88,4 +88,16 @@ export const MIGRATIONS: readonly string[] = [
      salt BLOB NOT NULL,
      updated_at INTEGER NOT NULL
    ) STRICT;`,
+  // 4: cluster membership (`kmipd cluster status`): each serving node and its last heartbeat, in
+  // milliseconds since the epoch. postgres-migrations.ts has the same steps for PostgreSQL.
+  `CREATE TABLE cluster_nodes (
+     node_id TEXT PRIMARY KEY,
+     host TEXT NOT NULL,
+     listen TEXT NOT NULL,
+     version TEXT NOT NULL,
+     pid INTEGER NOT NULL,
+     started_at INTEGER NOT NULL,
+     heartbeat_at INTEGER NOT NULL,
+     stopped_at INTEGER
+   ) STRICT;`,
 ];

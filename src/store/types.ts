@@ -82,3 +82,18 @@ export interface KeyStore {
   restore(obj: StoredObject): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * What a running server asks of its store besides KMIP operations: readiness (admin /readyz) and
+ * figures (/metrics). Separate from KeyStore so that wrappers such as the undo journal need not
+ * implement it; every backend the server runs on does.
+ */
+export interface StoreHealth {
+  /**
+   * Resolves if the store accepts a write now; rejects, with the reason, if it does not (locked by
+   * another process, read-only, gone). Changes nothing and waits at most a moment.
+   */
+  probeWritable(): Promise<void>;
+  /** Number of managed objects in each State (State enumeration value → count), every tenant. */
+  countByState(): Promise<ReadonlyMap<number, number>>;
+}

@@ -34,13 +34,15 @@ export async function initAndEnroll(data: string, client = 'testclient'): Promis
 
 export interface ServerProcess {
   readonly port: number;
+  /** The admin HTTP port, when started with --admin-listen. */
+  readonly adminPort?: number | undefined;
   readonly proc: ChildProcess;
   readonly logs: string[];
   /** Send a signal and resolve with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Start `kmipd serve` on an ephemeral loopback port and wait until it listens. */
+/** Start `kmipd serve` on an ephemeral loopback port and wait until it listens (and its admin listener, if asked for). */
 export async function startServe(data: string, extra: string[] = []): Promise<ServerProcess> {
   const proc = spawn(process.execPath, [KMIPD, 'serve', '--data', data, '--listen', '127.0.0.1:0', ...extra], {
     cwd: ROOT,
@@ -48,6 +50,9 @@ export async function startServe(data: string, extra: string[] = []): Promise<Se
   });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const wantAdmin = extra.includes('--admin-listen');
+  let kmipPort: number | undefined;
+  let adminPort: number | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`kmipd serve did not start:\n${logs.join('\n')}`)), 30_000);
@@ -61,9 +66,11 @@ export async function startServe(data: string, extra: string[] = []): Promise<Se
         logs.push(line);
         try {
           const rec = JSON.parse(line) as { msg?: string; port?: number };
-          if (rec.msg === 'kmipd listening' && rec.port) {
+          if (rec.msg === 'kmipd listening' && rec.port) kmipPort = rec.port;
+          if (rec.msg === 'kmipd admin listening' && rec.port) adminPort = rec.port;
+          if (kmipPort !== undefined && (!wantAdmin || adminPort !== undefined)) {
             clearTimeout(timer);
-            resolve(rec.port);
+            resolve(kmipPort);
           }
         } catch {
           /* not JSON */
@@ -74,6 +81,7 @@ export async function startServe(data: string, extra: string[] = []): Promise<Se
   });
   return {
     port,
+    adminPort,
     proc,
     logs,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {

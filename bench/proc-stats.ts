@@ -1,0 +1,92 @@
+// What a server process costs, read from /proc: resident memory and CPU time.
+import { readdirSync, readFileSync } from 'node:fs';
+
+const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+export interface MemoryUsage {
+  /** Resident set size now, MiB. */
+  readonly rssMiB: number;
+  /** Peak resident set size, MiB. */
+  readonly hwmMiB: number;
+}
+
+export function memoryOf(pid: number): MemoryUsage {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024 };
+}
+
+/** User + system CPU time the process has used so far, in ms. */
+export function cpuTimeMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return ((utime + stime) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
+/** The process and every process below it (PyKMIP's server runs helper processes). */
+export function processTree(pid: number): number[] {
+  const all = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  const children = new Map<number, number[]>();
+  for (const p of all) {
+    const ppid = parentOf(p);
+    if (ppid !== undefined) children.set(ppid, [...(children.get(ppid) ?? []), p]);
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    out.push(p);
+    for (const c of children.get(p) ?? []) walk(c);
+  };
+  walk(pid);
+  return out;
+}
+
+/** CPU time of the process and its descendants, in ms (a descendant that exited meanwhile is not counted). */
+export function treeCpuTimeMs(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      total += cpuTimeMs(p);
+    } catch {
+      // exited between listing and reading
+    }
+  }
+  return total;
+}
+
+/** Everything the benchmark states about the machine it ran on. */
+export function machineDescription(): { cpus: number; model: string; memoryGiB: number; node: string; kernel: string } {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const meminfo = readFileSync('/proc/meminfo', 'utf8');
+  const memKiB = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? NaN);
+  let kernel = '';
+  try {
+    kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  } catch {
+    // not Linux: leave it empty
+  }
+  return {
+    cpus: (cpuinfo.match(/^processor\s*:/gm) ?? []).length,
+    model: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown',
+    memoryGiB: Math.round((memKiB / 1024 / 1024) * 10) / 10,
+    node: process.version,
+    kernel,
+  };
+}
+
+/** 1-, 5- and 15-minute load averages: other work on the machine shows here. */
+export function loadAverage(): [number, number, number] {
+  const [a = NaN, b = NaN, c = NaN] = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
+  return [a, b, c];
+}

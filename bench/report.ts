@@ -1,0 +1,202 @@
+// Results of a benchmark run: the targets of issue 6 checked, and a Markdown report.
+import type { LatencySummary } from './histogram.js';
+import type { ThroughputResult, MedianFigures } from './suites/throughput.js';
+import type { HandshakeResult } from './suites/handshakes.js';
+import type { IdleResult } from './suites/idle-connections.js';
+import type { KeyScaleResult } from './suites/key-scale.js';
+import type { ProfiledRun } from './suites/profile.js';
+import { formatProfile } from './profile-summary.js';
+import type { DiskProbe } from './disk-probe.js';
+import type { ComponentCost } from './components.js';
+
+export interface BenchResults {
+  readonly label: string;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly command: string;
+  readonly machine: { cpus: number; model: string; memoryGiB: number; node: string; kernel: string };
+  /** Load averages when the run started and when it finished (other work on the machine). */
+  readonly loadAverage: { readonly start: number[]; readonly end?: number[] };
+  /** 4 KiB write + fdatasync on the scratch disk, at the start and at the end of the run. */
+  readonly disk: { readonly start: DiskProbe; readonly end?: DiskProbe };
+  readonly generator: { workers: number; connections: number; depth: number };
+  readonly settings: Record<string, unknown>;
+  readonly throughput?: ThroughputResult;
+  readonly handshakes?: HandshakeResult;
+  readonly idle?: IdleResult;
+  readonly keyScale?: KeyScaleResult;
+  readonly profiles?: ProfiledRun[];
+  readonly components?: ComponentCost[];
+  readonly targets: TargetCheck[];
+}
+
+export interface TargetCheck {
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean | undefined;
+}
+
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+/** Rates: whole numbers, except below 10 where the fraction matters (a Locate per second). */
+const rate = (n: number) => fmt(n, Number.isFinite(n) && n < 10 ? 2 : 0);
+const ms = (n: number) => (Number.isFinite(n) ? `${n < 10 ? n.toFixed(2) : n.toFixed(1)} ms` : 'n/a');
+
+/** Server CPU time per operation: less disturbed by other work on the machine than ops/s. */
+const perOp = (cores: number, perSec: number) => (perSec > 0 && Number.isFinite(cores) ? `${fmt((cores * 1e6) / perSec)} µs` : 'n/a');
+
+export function checkTargets(r: Omit<BenchResults, 'targets' | 'finishedAt'>): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const w = r.throughput?.kmipd.workloads;
+  if (w?.get) {
+    const g = w.get;
+    out.push({
+      target: `Get >= 20,000 ops/s with 16 connections, p99 <= 5 ms`,
+      measured: `${fmt(g.opsPerSec)} ops/s with ${g.connections} connections, p99 ${ms(g.latency.p99Ms)}`,
+      met: g.connections === 16 ? g.opsPerSec >= 20_000 && g.latency.p99Ms <= 5 : undefined,
+    });
+  }
+  if (w?.create) {
+    const c = w.create;
+    out.push({
+      target: 'Create (durable) >= 10,000 ops/s with 16 connections',
+      measured: `${fmt(c.opsPerSec)} ops/s with ${c.connections} connections, p99 ${ms(c.latency.p99Ms)}`,
+      met: c.connections === 16 ? c.opsPerSec >= 10_000 : undefined,
+    });
+  }
+  const ks = r.keyScale;
+  if (ks && ks.points.length > 1) {
+    const first = ks.points[0]!;
+    const last = ks.points[ks.points.length - 1]!;
+    const full = first.keys <= 1_000 && last.keys >= 1_000_000;
+    for (const [name, label] of [
+      ['get', 'Get'],
+      ['locate', 'Locate by name'],
+    ] as const) {
+      const keys = Object.keys(ks.p99Growth).filter((k) => k.startsWith(`${name}@`));
+      const growth = keys.map((k) => `${k}: ${ms(first.figures[k]!.latency.p99Ms)} -> ${ms(last.figures[k]!.latency.p99Ms)} (x${fmt(ks.p99Growth[k]!, 2)})`);
+      out.push({
+        target: `${label} p99 at 1 M keys within 1.5x of 1 k keys`,
+        measured: `${fmt(first.keys)} -> ${fmt(last.keys)} keys; ${growth.join('; ')}`,
+        met: full ? keys.every((k) => ks.p99Growth[k]! <= 1.5) : undefined,
+      });
+    }
+  }
+  const idle = r.idle;
+  if (idle) {
+    const kept = idle.activeWithIdle.latency.p99Ms <= 1.5 * idle.activeAlone.latency.p99Ms;
+    out.push({
+      target: '10,000 idle connections in < 1 GiB RSS while an active client keeps its p99 (within 1.5x)',
+      measured:
+        `${fmt(idle.idleOpened)} held, RSS ${fmt(idle.memoryWithIdle.rssMiB)} MiB (peak ${fmt(idle.memoryAfterActive.hwmMiB)} MiB); ` +
+        `active p99 ${ms(idle.activeAlone.latency.p99Ms)} alone, ${ms(idle.activeWithIdle.latency.p99Ms)} with them`,
+      met: idle.idleOpened >= 10_000 ? idle.memoryAfterActive.hwmMiB < 1024 && kept && idle.idleStillOpenAtEnd === idle.idleOpened : undefined,
+    });
+  }
+  const hs = r.handshakes?.kmipd.filter((f) => f.resume);
+  if (hs?.length) {
+    out.push({
+      target: '>= 1,000 new mTLS connections/s with session resumption',
+      measured: hs.map((f) => `${f.tls}: ${fmt(f.connectionsPerSec)}/s (${fmt(f.resumedShare * 100)} % resumed)`).join('; '),
+      met: hs.every((f) => f.connectionsPerSec >= 1_000 && f.resumedShare > 0.9),
+    });
+  }
+  return out;
+}
+
+function latencyCells(l: LatencySummary): string {
+  return `${ms(l.p50Ms)} | ${ms(l.p99Ms)} | ${ms(l.p999Ms)}`;
+}
+
+function errorsCell(f: { errorCount: number; errors: Record<string, number> }): string {
+  return f.errorCount === 0 ? '0' : `${f.errorCount} (${Object.entries(f.errors).map(([k, n]) => `${k}: ${n}`).join(', ')})`;
+}
+
+function throughputTable(t: ThroughputResult): string[] {
+  const out = [
+    '| server | workload | ops/s (median) | range | p50 | p99 | p99.9 | errors | server cores | server CPU per op | generator cores |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  const rows = (name: string, ws: Record<string, MedianFigures>) => {
+    for (const [w, f] of Object.entries(ws)) {
+      out.push(
+        `| ${name} | ${w} | ${rate(f.opsPerSec)} | ${rate(f.opsPerSecRange[0])}–${rate(f.opsPerSecRange[1])} (${f.runs} run${f.runs === 1 ? '' : 's'}) | ${latencyCells(f.latency)} | ${errorsCell(f)} | ${fmt(f.serverCores, 2)} | ${perOp(f.serverCores, f.opsPerSec)} | ${fmt(f.generatorCores, 2)} |`,
+      );
+    }
+  };
+  rows('kmipd', t.kmipd.workloads);
+  if (t.pykmip) rows('PyKMIP', t.pykmip.workloads);
+  return out;
+}
+
+export function markdownReport(r: BenchResults): string {
+  const out: string[] = [];
+  out.push(`# kmipd benchmark: ${r.label}`, '');
+  out.push(`- started ${r.startedAt}, finished ${r.finishedAt}`);
+  out.push(`- machine: ${r.machine.cpus} CPUs (${r.machine.model}), ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, Linux ${r.machine.kernel}`);
+  out.push(`- load average (1/5/15 min) at start ${r.loadAverage.start.join(' / ')}, at end ${r.loadAverage.end?.join(' / ') ?? 'n/a'}`);
+  const disk = (d: DiskProbe | undefined) => (d ? `${fmt(d.syncsPerSec)}/s (p50 ${ms(d.p50Ms)}, p99 ${ms(d.p99Ms)})` : 'n/a');
+  out.push(`- disk (4 KiB write + fdatasync, one writer): ${disk(r.disk.start)} at start, ${disk(r.disk.end)} at end`);
+  out.push(`- command: \`${r.command}\``);
+  out.push(`- load generator: ${r.generator.workers} worker processes, ${r.generator.connections} connections, ${r.generator.depth} request(s) in flight per connection, on the same machine`);
+  out.push('', '## Targets', '', '| target | measured | met |', '|---|---|---|');
+  for (const t of r.targets) out.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? 'not measured at full scale' : t.met ? 'yes' : '**no**'} |`);
+
+  const t = r.throughput;
+  if (t) {
+    out.push('', '## Throughput and latency (same workloads, same run)', '');
+    out.push(...throughputTable(t));
+    if (t.pykmipSkipped) out.push('', `PyKMIP: ${t.pykmipSkipped}`);
+    if (Object.keys(t.ratios).length) {
+      out.push('', '| workload | kmipd ÷ PyKMIP ops/s | PyKMIP p99 ÷ kmipd p99 |', '|---|---:|---:|');
+      for (const [w, x] of Object.entries(t.ratios)) out.push(`| ${w} | ${fmt(x.throughput, 1)}x | ${fmt(x.p99, 1)}x |`);
+    }
+    out.push('', '| server | objects | store bytes | bytes per object | seeding |', '|---|---:|---:|---:|---:|');
+    for (const s of [t.kmipd, t.pykmip]) {
+      if (s) out.push(`| ${s.server} | ${fmt(s.store.objects)} | ${fmt(s.store.bytes)} | ${fmt(s.store.bytesPerObject)} | ${s.seeded} keys in ${fmt(s.seedSeconds, 1)} s |`);
+    }
+  }
+  const ks = r.keyScale;
+  if (ks) {
+    out.push('', '## Scale with stored keys (kmipd)', '');
+    out.push('| keys | figure | ops/s | p50 | p99 | p99.9 | errors |', '|---:|---|---:|---:|---:|---:|---:|');
+    for (const p of ks.points) {
+      for (const [k, f] of Object.entries(p.figures)) out.push(`| ${fmt(p.keys)} | ${k} | ${rate(f.opsPerSec)} | ${latencyCells(f.latency)} | ${errorsCell(f)} |`);
+    }
+    out.push('', '| keys | load time | store bytes | bytes per key |', '|---:|---:|---:|---:|');
+    for (const p of ks.points) out.push(`| ${fmt(p.keys)} | ${fmt(p.loadSeconds)} s (${p.loadDurability}) | ${fmt(p.store.bytes)} | ${fmt(p.store.bytesPerObject)} |`);
+  }
+  const idle = r.idle;
+  if (idle) {
+    out.push('', '## Idle connections (kmipd)', '');
+    out.push(`- ${fmt(idle.idleOpened)} of ${fmt(idle.idleRequested)} opened in ${fmt(idle.openSeconds, 1)} s; ${fmt(idle.idleStillOpenAtEnd)} still open at the end; errors ${JSON.stringify(idle.openErrors)}`);
+    out.push(`- server flags: \`${idle.serveArgs.join(' ') || '(none needed)'}\``);
+    out.push(`- RSS: ${fmt(idle.memoryBefore.rssMiB)} MiB before, ${fmt(idle.memoryWithIdle.rssMiB)} MiB holding them (${fmt(idle.kibPerConnection, 1)} KiB per connection), peak ${fmt(idle.memoryAfterActive.hwmMiB)} MiB`);
+    out.push('', '| active client | ops/s | p50 | p99 | p99.9 | errors |', '|---|---:|---:|---:|---:|---:|');
+    const row = (label: string, f: MedianFigures) => out.push(`| ${label} | ${fmt(f.opsPerSec)} | ${latencyCells(f.latency)} | ${errorsCell(f)} |`);
+    row('alone, before', idle.activeBefore);
+    row(`with ${fmt(idle.idleOpened)} idle`, idle.activeWithIdle);
+    row('alone, after they closed', idle.activeAfter);
+    row('alone (before and after)', idle.activeAlone);
+  }
+  const hs = r.handshakes;
+  if (hs) {
+    out.push('', '## New connections per second (handshake + one Discover Versions + close)', '');
+    out.push(
+      '| server | TLS | session | conn/s | resumed | p50 | p99 | p99.9 | errors | server cores | server CPU per connection | generator cores |',
+      '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const f of [...hs.kmipd, ...hs.pykmip]) {
+      out.push(`| ${f.server} | ${f.tls} | ${f.resume ? 'resumed' : 'full'} | ${fmt(f.connectionsPerSec)} | ${fmt(f.resumedShare * 100)} % | ${latencyCells(f.latency)} | ${errorsCell(f)} | ${fmt(f.serverCores, 2)} | ${perOp(f.serverCores, f.connectionsPerSec)} | ${fmt(f.generatorCores, 2)} |`);
+    }
+  }
+  if (r.components?.length) {
+    out.push('', '## Building blocks, one call at a time (kmipd code in-process, no TLS)', '');
+    out.push('| call | calls | wall per call | CPU per call |', '|---|---:|---:|---:|');
+    for (const c of r.components) out.push(`| ${c.what} | ${fmt(c.calls)} | ${fmt(c.wallUs, 1)} µs | ${fmt(c.cpuUs, 1)} µs |`);
+  }
+  if (r.profiles?.length) {
+    out.push('', '## CPU profiles (kmipd server, node --cpu-prof)', '');
+    for (const p of r.profiles) out.push(formatProfile(p.profile, `${p.workload}: ${fmt(p.figures.opsPerSec)} ops/s while profiled`), '');
+  }
+  return out.join('\n') + '\n';
+}

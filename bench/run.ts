@@ -1,0 +1,250 @@
+// kmipd benchmark: `npm run bench -- [options]` (see --help). Starts the servers under test as
+// their own processes on loopback ports, drives them from forked load-generator processes, and
+// writes results.json and report.md into bench/out/<time>/. Every run is bounded: each window
+// has a duration and an operation cap, and --max-minutes stops the whole run.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { BenchContext } from './context.js';
+import type { LoadSettings } from './measure.js';
+import { loadAverage, machineDescription } from './proc-stats.js';
+import { probeFsync } from './disk-probe.js';
+import { checkTargets, markdownReport, type BenchResults } from './report.js';
+import { runHandshakes } from './suites/handshakes.js';
+import { runIdleConnections } from './suites/idle-connections.js';
+import { runKeyScale } from './suites/key-scale.js';
+import { runProfiles } from './suites/profile.js';
+import { runComponents } from './suites/components.js';
+import { runThroughput } from './suites/throughput.js';
+import { BENCH_DIR, closeWorkers, REPO_ROOT } from './worker-group.js';
+import { killAllServers } from './targets.js';
+import { DEFAULT_WORKLOADS, parseWorkload } from './workloads.js';
+
+const SUITES = ['throughput', 'handshakes', 'idle', 'keyscale', 'components', 'profile'] as const;
+type Suite = (typeof SUITES)[number];
+
+const HELP = `usage: npm run bench -- [options]
+
+suites (default: throughput,handshakes,idle,keyscale,components):
+  --suites LIST            comma-separated: ${SUITES.join(', ')}
+  --quick                  small, short settings (a smoke run of every suite in about a minute)
+
+load:
+  --connections N          persistent connections for the throughput workloads (16)
+  --workers N              load-generator processes (2)
+  --depth N                requests in flight per connection (1)
+  --duration S             measured seconds per kmipd run (10)
+  --warmup S               unmeasured seconds before each window (2)
+  --repeat N               runs per figure; medians are reported (3)
+  --max-ops N              cap on operations per run (2000000)
+  --workloads LIST         ${DEFAULT_WORKLOADS.join(',')} (also: NAME=kind:weight+kind:weight,
+                           kinds: create, get, get-attributes, locate, dv)
+  --seed-keys N            keys created over KMIP for Get/Get Attributes/Locate (1000)
+
+PyKMIP's server (Debian python3-pykmip), same workloads in the same run:
+  --no-pykmip              skip it
+  --pykmip-duration S      measured seconds per PyKMIP run (5)
+  --pykmip-seed-keys N     (as --seed-keys: Locate's cost depends on the store size)
+
+other suites:
+  --key-scale LIST         store sizes for the keyscale suite (1000,100000)
+  --million                add 1000000 to --key-scale (takes about 10 minutes more)
+  --idle N                 idle connections to hold (10000)
+  --handshake-duration S   measured seconds per handshake run (5)
+  --profile-dir DIR        where the profile suite writes .cpuprofile files (bench/out/<run>/profiles)
+  --profile-workloads LIST workloads the profile suite runs, one server each (get,create)
+
+  --label TEXT             what is measured (e.g. a commit); default: the checkout path
+  --out DIR                results folder (bench/out/<time>)
+  --keep                   keep the scratch data folders
+  --max-minutes N          stop everything after this long (120)
+`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: process.argv.slice(2).filter((a) => a !== '--'),
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      suites: { type: 'string' },
+      quick: { type: 'boolean' },
+      connections: { type: 'string' },
+      workers: { type: 'string' },
+      depth: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      repeat: { type: 'string' },
+      'max-ops': { type: 'string' },
+      workloads: { type: 'string' },
+      'seed-keys': { type: 'string' },
+      'no-pykmip': { type: 'boolean' },
+      'pykmip-duration': { type: 'string' },
+      'pykmip-seed-keys': { type: 'string' },
+      'key-scale': { type: 'string' },
+      million: { type: 'boolean' },
+      idle: { type: 'string' },
+      'handshake-duration': { type: 'string' },
+      'profile-dir': { type: 'string' },
+      'profile-workloads': { type: 'string' },
+      label: { type: 'string' },
+      out: { type: 'string' },
+      keep: { type: 'boolean' },
+      'max-minutes': { type: 'string' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const quick = values.quick === true;
+  /** Seconds may have fractions; everything else counts something and must be a whole number. */
+  const fractional = new Set(['duration', 'warmup', 'pykmip-duration', 'handshake-duration', 'max-minutes']);
+  const num = (name: string, v: string | undefined, dflt: number, quickValue = dflt): number => {
+    if (v === undefined) return quick ? quickValue : dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || (!fractional.has(name) && !Number.isInteger(n))) {
+      throw new Error(`--${name} must be a positive ${fractional.has(name) ? 'number' : 'whole number'}, got ${JSON.stringify(v)}`);
+    }
+    return n;
+  };
+  const suites = (values.suites ?? 'throughput,handshakes,idle,keyscale,components').split(',').map((s) => s.trim());
+  for (const s of suites) if (!(SUITES as readonly string[]).includes(s)) throw new Error(`unknown suite ${s} (known: ${SUITES.join(', ')})`);
+  const want = (s: Suite) => suites.includes(s);
+
+  const connections = num('connections', values.connections, 16, 4);
+  const workers = num('workers', values.workers, 2);
+  const depth = num('depth', values.depth, 1);
+  const load: LoadSettings = {
+    connections,
+    workers,
+    depth,
+    warmupMs: num('warmup', values.warmup, 2, 0.5) * 1000,
+    durationMs: num('duration', values.duration, 10, 1.5) * 1000,
+    maxOps: num('max-ops', values['max-ops'], 2_000_000, 200_000),
+  };
+  const repeat = num('repeat', values.repeat, 3, 1);
+  const workloads = (values.workloads ?? DEFAULT_WORKLOADS.join(',')).split(',').map((w) => parseWorkload(w.trim()));
+  const seedKeys = num('seed-keys', values['seed-keys'], 1000, 50);
+  const pykmip = values['no-pykmip']
+    ? undefined
+    : { durationMs: num('pykmip-duration', values['pykmip-duration'], 5, 1.5) * 1000, warmupMs: Math.min(load.warmupMs, 1000), repeat: 1, seedKeys: num('pykmip-seed-keys', values['pykmip-seed-keys'], seedKeys) };
+  const sizes = (values['key-scale'] ?? (quick ? '200,2000' : '1000,100000')).split(',').map((s) => num('key-scale', s, 1000));
+  if (values.million && !sizes.includes(1_000_000)) sizes.push(1_000_000);
+  const idle = num('idle', values.idle, 10_000, 200);
+  const handshakeMs = num('handshake-duration', values['handshake-duration'], 5, 1.5) * 1000;
+  const maxMinutes = num('max-minutes', values['max-minutes'], 120);
+
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const outDir = values.out ?? join(BENCH_DIR, 'out', stamp);
+  mkdirSync(outDir, { recursive: true });
+  const workDir = mkdtempSync(join(tmpdir(), 'kmipd-bench-'));
+  const ctx: BenchContext = {
+    root: REPO_ROOT,
+    workDir,
+    profileDir: values['profile-dir'] ?? join(outDir, 'profiles'),
+    log: (msg) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`),
+  };
+  const settings = { load, repeat, workloads: workloads.map((w) => w.name), seedKeys, pykmip, sizes, idle, handshakeMs, quick };
+  ctx.log(`bench: suites ${suites.join(', ')}; scratch ${workDir}; results ${outDir}`);
+
+  // The whole run is bounded: past --max-minutes everything this process started is killed.
+  const abandon = (why: string, code: number) => {
+    ctx.log(`bench: ${why}; stopping the servers and load generators`);
+    killAllServers();
+    closeWorkers();
+    if (!values.keep) rmSync(workDir, { recursive: true, force: true });
+    process.exit(code);
+  };
+  const deadline = setTimeout(() => abandon(`still running after ${maxMinutes} minutes`, 2), maxMinutes * 60_000);
+  deadline.unref();
+  // PyKMIP's server runs in its own process group, out of reach of a terminal's Ctrl-C.
+  process.once('SIGINT', () => abandon('interrupted', 130));
+  process.once('SIGTERM', () => abandon('terminated', 143));
+
+  const startedAt = new Date().toISOString();
+  const partial: { -readonly [K in keyof Omit<BenchResults, 'targets' | 'finishedAt'>]: BenchResults[K] } = {
+    label: values.label ?? REPO_ROOT,
+    startedAt,
+    command: `npm run bench -- ${process.argv.slice(2).filter((a) => a !== '--').join(' ')}`.trim(),
+    machine: machineDescription(),
+    loadAverage: { start: loadAverage() },
+    disk: { start: probeFsync(workDir) },
+    generator: { workers, connections, depth },
+    settings,
+  };
+  const save = (final: boolean) => {
+    const results: BenchResults = {
+      ...partial,
+      loadAverage: { ...partial.loadAverage, end: loadAverage() },
+      disk: final ? { ...partial.disk, end: probeFsync(workDir) } : partial.disk,
+      finishedAt: final ? new Date().toISOString() : '(running)',
+      targets: checkTargets(partial),
+    };
+    writeFileSync(join(outDir, 'results.json'), JSON.stringify(results, null, 2));
+    writeFileSync(join(outDir, 'report.md'), markdownReport(results));
+    return results;
+  };
+
+  return (async () => {
+    try {
+      if (want('throughput')) {
+        partial.throughput = await runThroughput(ctx, { workloads, load, repeat, seedKeys, pykmip });
+        save(false);
+      }
+      if (want('handshakes')) {
+        partial.handshakes = await runHandshakes(ctx, {
+          parallel: connections,
+          workers,
+          warmupMs: load.warmupMs,
+          durationMs: handshakeMs,
+          maxOps: load.maxOps,
+          pykmip: pykmip ? { durationMs: Math.min(handshakeMs, pykmip.durationMs) } : undefined,
+        });
+        save(false);
+      }
+      if (want('idle')) {
+        partial.idle = await runIdleConnections(ctx, {
+          idle,
+          holders: workers,
+          concurrency: 32,
+          active: { ...load, connections: 1, workers: 1 },
+          repeat,
+          seedKeys: Math.min(seedKeys, 1000),
+        });
+        save(false);
+      }
+      if (want('keyscale')) {
+        partial.keyScale = await runKeyScale(ctx, { sizes, sample: quick ? 100 : 2000, load, loadedConnections: connections, repeat, keep: values.keep === true });
+        save(false);
+      }
+      if (want('components')) {
+        partial.components = await runComponents(ctx);
+        save(false);
+      }
+      if (want('profile')) {
+        partial.profiles = await runProfiles(ctx, {
+          dir: ctx.profileDir!,
+          workloads: (values['profile-workloads'] ?? 'get,create').split(',').map((w) => parseWorkload(w.trim())),
+          load: { ...load, warmupMs: 0 },
+          seedKeys,
+        });
+      }
+      const results = save(true);
+      process.stdout.write(markdownReport(results));
+      const failed = results.targets.filter((t) => t.met === false).length;
+      ctx.log(`bench: done; ${results.targets.length - failed} of ${results.targets.length} targets met or not measured at full scale; results in ${outDir}`);
+    } finally {
+      closeWorkers();
+      clearTimeout(deadline);
+      if (!values.keep) rmSync(workDir, { recursive: true, force: true });
+    }
+  })();
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

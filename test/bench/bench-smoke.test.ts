@@ -1,0 +1,160 @@
+// The benchmark harness, run for a few seconds with small counts against the real servers
+// (kmipd from dist/, PyKMIP's server from Debian's python3-pykmip): it must finish by itself,
+// report figures for every suite, and see no errors. No timing is asserted.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ROOT, tempDir } from '../helpers/kmipd.js';
+import { Histogram } from '../../bench/histogram.js';
+import { checkAnswer } from '../../bench/response.js';
+import { getRequest } from '../../bench/requests.js';
+import type { BenchResults } from '../../bench/report.js';
+import { encodeTtlv, enumeration, integer, structure } from '../../src/ttlv/index.js';
+import { Operation, ResultReason, ResultStatus, Tag } from '../../src/kmip/registry/generated.js';
+
+const run = promisify(execFile);
+const VITE_NODE = join(ROOT, 'node_modules/vite-node/vite-node.mjs');
+
+describe('latency histogram', () => {
+  it('reports quantiles within its resolution and merges exactly', () => {
+    const a = new Histogram();
+    const b = new Histogram();
+    for (let us = 1; us <= 10_000; us++) (us % 2 ? a : b).record(us);
+    a.merge(b.toData());
+    expect(a.count).toBe(10_000);
+    expect(a.quantile(0.5)).toBeGreaterThan(5_000 * 0.98);
+    expect(a.quantile(0.5)).toBeLessThan(5_000 * 1.02);
+    expect(a.quantile(0.99)).toBeGreaterThan(9_900 * 0.98);
+    expect(a.quantile(0.99)).toBeLessThan(9_900 * 1.02);
+    expect(a.quantile(1)).toBe(10_000);
+  });
+});
+
+describe('answer check', () => {
+  const answer = (status: number, reason?: number) =>
+    Buffer.from(
+      encodeTtlv(
+        structure(Tag.ResponseMessage, [
+          structure(Tag.ResponseHeader, [integer(Tag.BatchCount, 1)]),
+          structure(Tag.BatchItem, [
+            enumeration(Tag.Operation, Operation.Get),
+            enumeration(Tag.ResultStatus, status),
+            ...(reason === undefined ? [] : [enumeration(Tag.ResultReason, reason)]),
+          ]),
+        ]),
+      ),
+    );
+
+  it('accepts Success and reports a failure with its reason', () => {
+    expect(checkAnswer(answer(ResultStatus.Success))).toEqual({ ok: true });
+    expect(checkAnswer(answer(ResultStatus.OperationFailed, ResultReason.ItemNotFound))).toEqual({
+      ok: false,
+      failure: `status ${ResultStatus.OperationFailed}, reason ${ResultReason.ItemNotFound}`,
+    });
+    // A request is not an answer.
+    expect(checkAnswer(getRequest('x')).ok).toBe(false);
+  });
+});
+
+describe('benchmark harness (smoke run)', () => {
+  let out: ReturnType<typeof tempDir>;
+  let results: BenchResults;
+
+  beforeAll(async () => {
+    out = tempDir('kmipd-bench-smoke-');
+    await run(
+      process.execPath,
+      [
+        VITE_NODE,
+        join(ROOT, 'bench/run.ts'),
+        '--',
+        '--quick',
+        '--suites', 'throughput,handshakes,idle,keyscale',
+        '--workloads', 'get,create,get-attributes,locate,vcenter',
+        '--connections', '4',
+        '--workers', '2',
+        '--duration', '0.5',
+        '--warmup', '0.1',
+        '--repeat', '1',
+        '--seed-keys', '20',
+        '--pykmip-duration', '0.5',
+        '--pykmip-seed-keys', '8',
+        '--handshake-duration', '0.5',
+        '--idle', '40',
+        '--key-scale', '50,200',
+        '--max-minutes', '4',
+        '--out', out.path,
+        '--label', 'smoke',
+      ],
+      { cwd: ROOT, maxBuffer: 16 << 20, timeout: 300_000 },
+    );
+    results = JSON.parse(readFileSync(join(out.path, 'results.json'), 'utf8')) as BenchResults;
+  }, 320_000);
+  afterAll(() => out?.remove());
+
+  it('measures every workload against kmipd and PyKMIP with zero errors, and compares them', () => {
+    const t = results.throughput!;
+    expect(t.pykmip, t.pykmipSkipped).toBeDefined();
+    for (const server of [t.kmipd, t.pykmip!]) {
+      expect(Object.keys(server.workloads).sort()).toEqual(['create', 'get', 'get-attributes', 'locate', 'vcenter']);
+      for (const [name, f] of Object.entries(server.workloads)) {
+        expect(f.errorCount, `${server.server} ${name}: ${JSON.stringify(f.errors)}`).toBe(0);
+        expect(f.ops, `${server.server} ${name}`).toBeGreaterThan(0);
+        expect(f.opsPerSec).toBeGreaterThan(0);
+        expect(f.latency.p50Ms).toBeGreaterThan(0);
+        expect(f.latency.p99Ms).toBeGreaterThanOrEqual(f.latency.p50Ms);
+        expect(f.latency.p999Ms).toBeGreaterThanOrEqual(f.latency.p99Ms);
+      }
+      expect(Object.keys(server.workloads.vcenter!.byOperation).sort()).toEqual(['dv', 'get']);
+      expect(server.store.objects).toBeGreaterThanOrEqual(server.seeded);
+      expect(server.store.bytesPerObject).toBeGreaterThan(0);
+    }
+    expect(Object.keys(t.ratios).sort()).toEqual(['create', 'get', 'get-attributes', 'locate', 'vcenter']);
+    for (const r of Object.values(t.ratios)) expect(r.throughput).toBeGreaterThan(0);
+  });
+
+  it('opens new connections with full and resumed TLS sessions', () => {
+    const hs = results.handshakes!;
+    expect(hs.kmipd.map((f) => `${f.tls} ${f.resume}`)).toEqual(['TLSv1.3 false', 'TLSv1.3 true', 'TLSv1.2 false', 'TLSv1.2 true']);
+    for (const f of [...hs.kmipd, ...hs.pykmip]) {
+      expect(f.errorCount, JSON.stringify(f.errors)).toBe(0);
+      expect(f.connections).toBeGreaterThan(0);
+      if (f.resume) expect(f.resumedShare).toBeGreaterThan(0.5);
+      else expect(f.resumedShare).toBe(0);
+    }
+  });
+
+  it('holds idle connections and measures the server memory meanwhile', () => {
+    const idle = results.idle!;
+    expect(idle.idleOpened).toBe(40);
+    expect(idle.idleStillOpenAtEnd).toBe(40);
+    expect(idle.memoryWithIdle.rssMiB).toBeGreaterThan(0);
+    expect(idle.activeBefore.errorCount + idle.activeWithIdle.errorCount + idle.activeAfter.errorCount).toBe(0);
+    expect(idle.activeWithIdle.ops).toBeGreaterThan(0);
+  });
+
+  it('loads stores of several sizes and measures Get and Locate on each', () => {
+    const ks = results.keyScale!;
+    expect(ks.points.map((p) => p.keys)).toEqual([50, 200]);
+    for (const p of ks.points) {
+      // The loaded keys plus the template key the server created.
+      expect(p.store.objects).toBe(p.keys + 1);
+      expect(Object.keys(p.figures).sort()).toEqual(['get@1', 'get@4', 'locate@1', 'locate@4']);
+      for (const f of Object.values(p.figures)) {
+        expect(f.errorCount, JSON.stringify(f.errors)).toBe(0);
+        expect(f.ops).toBeGreaterThan(0);
+      }
+    }
+    expect(Object.keys(ks.p99Growth).length).toBe(4);
+  });
+
+  it('writes a report with the targets', () => {
+    expect(results.targets.length).toBeGreaterThanOrEqual(5);
+    const md = readFileSync(join(out.path, 'report.md'), 'utf8');
+    expect(md).toContain('## Targets');
+    expect(md).toContain('## Throughput and latency');
+    expect(existsSync(join(out.path, 'results.json'))).toBe(true);
+  });
+});
