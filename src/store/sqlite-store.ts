@@ -190,8 +190,16 @@ export class SqliteStore implements KeyStore, StoreHealth {
     if (!q.includeDestroyed) {
       where.push(`o.state NOT IN (${DESTROYED_STATES.join(',')})`);
     }
+    // The first exact match drives the query from the value index (a set of object rows looked up
+    // by rowid); the other conditions then filter that set. Without this SQLite walks every object
+    // and probes the index per object: a Locate by name at 1 M keys took a second.
+    let driven = false;
     for (const m of q.matches) {
-      if (m.upTo === undefined) {
+      if (m.upTo === undefined && !driven) {
+        driven = true;
+        where.unshift('o.seq IN (SELECT object_seq FROM attributes WHERE name = ? AND value = ?)');
+        params.unshift(m.name, encodeTtlv(m.value));
+      } else if (m.upTo === undefined) {
         where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value = ?)');
         params.push(m.name, encodeTtlv(m.value));
       } else {
