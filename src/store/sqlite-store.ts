@@ -89,20 +89,53 @@ export class SqliteStore implements KeyStore, StoreHealth {
     };
   }
 
-  async insert(obj: NewObject): Promise<void> {
-    this.db.transaction(() => {
-      const info = this.stmts.insertObject.run(
-        obj.id,
-        obj.tenant,
-        obj.objectType,
-        obj.state,
-        obj.wrapped.rootKeyLabel,
-        obj.wrapped.mechanism,
-        Buffer.from(obj.wrapped.blob),
-        Math.floor(Date.now() / 1000),
-      );
-      this.insertAttributes(Number(info.lastInsertRowid), obj.attributes);
-    })();
+  /**
+   * Group commit: inserts that arrive in the same turn of the event loop are committed in one
+   * transaction, so one fsync makes all of them durable; each promise resolves only after that
+   * commit. While one commit's fsync blocks the loop, the next batch gathers in the sockets.
+   */
+  insert(obj: NewObject): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pendingInserts.push({ obj, resolve, reject });
+      if (this.pendingInserts.length === 1) setImmediate(() => this.flushInserts());
+    });
+  }
+
+  private readonly pendingInserts: { obj: NewObject; resolve: () => void; reject: (e: unknown) => void }[] = [];
+
+  private flushInserts(): void {
+    const batch = this.pendingInserts.splice(0);
+    try {
+      this.db.transaction(() => {
+        for (const p of batch) this.insertRow(p.obj);
+      })();
+    } catch {
+      // One bad row (e.g. a duplicate id) must not fail the others: commit them one by one.
+      for (const p of batch) {
+        try {
+          this.db.transaction(() => this.insertRow(p.obj))();
+          p.resolve();
+        } catch (err) {
+          p.reject(err);
+        }
+      }
+      return;
+    }
+    for (const p of batch) p.resolve();
+  }
+
+  private insertRow(obj: NewObject): void {
+    const info = this.stmts.insertObject.run(
+      obj.id,
+      obj.tenant,
+      obj.objectType,
+      obj.state,
+      obj.wrapped.rootKeyLabel,
+      obj.wrapped.mechanism,
+      Buffer.from(obj.wrapped.blob),
+      Math.floor(Date.now() / 1000),
+    );
+    this.insertAttributes(Number(info.lastInsertRowid), obj.attributes);
   }
 
   private insertAttributes(seq: number, attrs: readonly Attribute[]): void {
@@ -242,6 +275,8 @@ export class SqliteStore implements KeyStore, StoreHealth {
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    if (this.pendingInserts.length > 0) this.flushInserts(); // nothing acknowledged may be left behind
+    this.db.close();
   }
 }
