@@ -1,10 +1,11 @@
 // Shared rules of Add / Modify / Delete / Set / Adjust Attribute: who may change what, in which
 // state, and the result reason each refusal carries in 1.x and in 2.x.
-import { ResultReason, State } from '../kmip/registry/generated.js';
+import { ResultReason, State, Tag } from '../kmip/registry/generated.js';
+import { Fields } from '../kmip/fields.js';
 import { KmipError, type ResultReasonValue } from '../kmip/errors.js';
 import { attributeRules } from '../kmip/attribute-definitions.js';
 import { isV2, type ProtocolVersion } from '../kmip/version.js';
-import { validateAttributeValue, type Attribute } from '../kmip/attributes.js';
+import { parseAttribute2, validateAttributeValue, type Attribute } from '../kmip/attributes.js';
 import type { StoredObject } from '../store/types.js';
 import { isDestroyed, stateName } from './common.js';
 
@@ -48,4 +49,13 @@ export function instanceNotFound(version: ProtocolVersion, name: string, detail:
 
 export function checkValue(attr: Attribute): void {
   validateAttributeValue(attr.name, attr.value);
+}
+
+/** 2.x Current Attribute: the one attribute instance a Modify / Delete names by value. */
+export function currentAttribute(payload: Fields): Attribute | undefined {
+  const current = payload.struct(Tag.CurrentAttribute);
+  if (!current) return undefined;
+  const inner = Fields.of(current, 'Current Attribute').items[0];
+  if (!inner) throw new KmipError(ResultReason.InvalidField, 'Current Attribute is empty');
+  return parseAttribute2(inner);
 }

@@ -3,25 +3,21 @@
 // Attribute Reference (every instance).
 import { textString } from '../ttlv/build.js';
 import { ResultReason, Tag } from '../kmip/registry/generated.js';
-import { encodeAttribute, parseAttribute2, parseAttributeReferences } from '../kmip/attributes.js';
+import { encodeAttribute, parseAttributeReferences } from '../kmip/attributes.js';
 import { encodeTtlv } from '../ttlv/encode.js';
 import { KmipError } from '../kmip/errors.js';
-import { Fields } from '../kmip/fields.js';
 import { isV2 } from '../kmip/version.js';
 import type { OperationHandler } from './context.js';
 import { dateAttribute, loadObject, nowSeconds, targetId } from './common.js';
-import { assertClientMayChange, attributeNotFound, instanceNotFound, instancesOf, renumber } from './attribute-changes.js';
+import { assertClientMayChange, attributeNotFound, currentAttribute, instanceNotFound, instancesOf, renumber } from './attribute-changes.js';
 
 export const deleteAttribute: OperationHandler = async (ctx, payload) => {
   const id = targetId(ctx, payload);
   let name: string;
   let select: (values: readonly { index: number; bytes: Buffer }[]) => number[];
   if (isV2(ctx.version)) {
-    const current = payload.struct(Tag.CurrentAttribute);
-    if (current) {
-      const inner = Fields.of(current, 'Current Attribute').items[0];
-      if (!inner) throw new KmipError(ResultReason.InvalidField, 'Current Attribute is empty');
-      const wanted = parseAttribute2(inner);
+    const wanted = currentAttribute(payload);
+    if (wanted) {
       const bytes = encodeTtlv(wanted.value);
       name = wanted.name;
       select = (vs) => vs.filter((v) => v.bytes.equals(bytes)).map((v) => v.index);

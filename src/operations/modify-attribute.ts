@@ -2,14 +2,13 @@
 // Attribute Index (default 0); 2.x by Current Attribute value (default: the first instance).
 import { textString } from '../ttlv/build.js';
 import { ResultReason, Tag } from '../kmip/registry/generated.js';
-import { encodeAttribute, parseAttribute2 } from '../kmip/attributes.js';
+import { encodeAttribute } from '../kmip/attributes.js';
 import { encodeTtlv } from '../ttlv/encode.js';
 import { KmipError } from '../kmip/errors.js';
-import { Fields } from '../kmip/fields.js';
 import { isV2 } from '../kmip/version.js';
 import type { OperationHandler } from './context.js';
 import { dateAttribute, loadObject, nowSeconds, targetId } from './common.js';
-import { assertClientMayChange, attributeNotFound, checkValue, instanceNotFound, instancesOf, renumber } from './attribute-changes.js';
+import { assertClientMayChange, attributeNotFound, checkValue, currentAttribute, instanceNotFound, instancesOf, renumber } from './attribute-changes.js';
 import { newAttribute } from './add-attribute.js';
 import { assertNamesUnique } from './name-uniqueness.js';
 
@@ -23,11 +22,8 @@ export const modifyAttribute: OperationHandler = async (ctx, payload) => {
   if (existing.length === 0) throw attributeNotFound(ctx.version, attr.name);
   let position = 0;
   if (isV2(ctx.version)) {
-    const current = payload.struct(Tag.CurrentAttribute);
-    if (current) {
-      const inner = Fields.of(current, 'Current Attribute').items[0];
-      if (!inner) throw new KmipError(ResultReason.InvalidField, 'Current Attribute is empty');
-      const wanted = parseAttribute2(inner);
+    const wanted = currentAttribute(payload);
+    if (wanted) {
       if (wanted.name !== attr.name) throw new KmipError(ResultReason.InvalidField, 'Current Attribute and New Attribute name different attributes');
       const bytes = encodeTtlv(wanted.value);
       position = existing.findIndex((a) => encodeTtlv(a.value).equals(bytes));

@@ -5,58 +5,22 @@ Usage: lifecycle.py HOST PORT CERT KEY CA VERSION   (VERSION like 1.2 or 2.0)
 Prints one JSON object with what the server answered; the vitest test asserts on it.
 Every step records either its result or the KMIP failure (status, reason, message).
 """
-import enum
 import json
 import os
 import sys
-import traceback
 
 from kmip import enums
 from kmip.core.factories import attributes as attribute_factories
 from kmip.pie import client as pie_client
-from kmip.pie import exceptions as pie_exceptions
+
+from kmipd_steps import VERSIONS, Report, plain
 from kmip.pie import objects
 
 host, port, cert, key, ca, version = sys.argv[1:7]
-VERSIONS = {
-    "1.0": enums.KMIPVersion.KMIP_1_0,
-    "1.1": enums.KMIPVersion.KMIP_1_1,
-    "1.2": enums.KMIPVersion.KMIP_1_2,
-    "1.3": enums.KMIPVersion.KMIP_1_3,
-    "1.4": enums.KMIPVersion.KMIP_1_4,
-    "2.0": enums.KMIPVersion.KMIP_2_0,
-}
 
-report = {"version": version, "steps": {}}
-
-
-def step(name, fn):
-    try:
-        value = fn()
-        report["steps"][name] = {"ok": True, "value": value}
-        return value
-    except pie_exceptions.KmipOperationFailure as e:
-        report["steps"][name] = {
-            "ok": False,
-            "status": e.status.name if e.status else None,
-            "reason": e.reason.name if e.reason else None,
-            "message": e.message,
-        }
-    except Exception as e:  # a client-side decode failure is a finding too
-        report["steps"][name] = {"ok": False, "error": repr(e), "trace": traceback.format_exc()}
-    return None
-
-
-def plain(v):
-    if hasattr(v, "name_value"):
-        return v.name_value.value
-    if hasattr(v, "value"):
-        v = v.value
-    if isinstance(v, enum.Enum):
-        return v.name
-    if v is None or isinstance(v, (str, int, float, bool)):
-        return v
-    return str(v)
+run = Report(version)
+report = run.data
+step = run.step
 
 
 def attrs_to_json(attrs):

@@ -5,52 +5,25 @@ rekey, check, locate paging, modify/delete/set attribute.
 Usage: symmetric-methods.py HOST PORT CERT KEY CA VERSION
 Prints one JSON object; the vitest test asserts on it.
 """
-import enum
 import json
 import os
 import sys
-import traceback
 
 from kmip import enums
 from kmip.core import objects as cobjects
 from kmip.core import primitives
 from kmip.core.factories import attributes as attribute_factories
 from kmip.pie import client as pie_client
-from kmip.pie import exceptions as pie_exceptions
+
+from kmipd_steps import VERSIONS, Report, plain
 
 host, port, cert, key, ca, version = sys.argv[1:7]
-V = {
-    "1.0": enums.KMIPVersion.KMIP_1_0, "1.1": enums.KMIPVersion.KMIP_1_1, "1.2": enums.KMIPVersion.KMIP_1_2,
-    "1.3": enums.KMIPVersion.KMIP_1_3, "1.4": enums.KMIPVersion.KMIP_1_4, "2.0": enums.KMIPVersion.KMIP_2_0,
-}[version]
+V = VERSIONS[version]
 v2 = version.startswith("2")
-report = {"version": version, "steps": {}}
+run = Report(version)
+report = run.data
+step = run.step
 factory = attribute_factories.AttributeFactory()
-
-
-def plain(v):
-    if hasattr(v, "name_value"):
-        return v.name_value.value
-    if hasattr(v, "value"):
-        v = v.value
-    if isinstance(v, enum.Enum):
-        return v.name
-    if v is None or isinstance(v, (str, int, float, bool)):
-        return v
-    return str(v)
-
-
-def step(name, fn):
-    try:
-        value = fn()
-        report["steps"][name] = {"ok": True, "value": value}
-        return value
-    except pie_exceptions.KmipOperationFailure as e:
-        report["steps"][name] = {"ok": False, "status": e.status.name if e.status else None,
-                                 "reason": e.reason.name if e.reason else None, "message": e.message}
-    except Exception as e:
-        report["steps"][name] = {"ok": False, "error": repr(e), "trace": traceback.format_exc()}
-    return None
 
 
 def attrs(c, uid, names):
