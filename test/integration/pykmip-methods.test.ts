@@ -64,6 +64,13 @@ describe.each(['1.0', '1.1', '1.2', '1.3', '1.4', '2.0'])('PyKMIP methods at KMI
     }
   });
 
+  it('answers the cryptographic services (encrypt, decrypt, mac) with Operation Not Supported, and keeps serving', () => {
+    for (const op of ['encrypt', 'decrypt', 'mac']) {
+      expect(r.steps[op], `${op}: ${JSON.stringify(r.steps[op])}`).toMatchObject({ ok: false, status: 'OPERATION_FAILED', reason: 'OPERATION_NOT_SUPPORTED' });
+    }
+    expect(value(r, 'after_crypto')).toEqual({ State: 'ACTIVE' });
+  });
+
   it('locates with Maximum Items, Offset Items and a Storage Status Mask', () => {
     expect(value(r, 'locate_all_symmetric')).toBe(true);
     const max = value(r, 'locate_max') as string[];

@@ -67,6 +67,16 @@ with pie_client.ProxyKmipClient(hostname=host, port=int(port), cert=cert, key=ke
         step("delete_attribute", lambda: plain(c.delete_attribute(new, attribute_name="Name")[1]))
         step("after_delete", lambda: attrs(c, new, ["Name"]))
 
+    # Cryptographic services: kmipd never uses a KEK itself (it is unwrapped only to answer a Get),
+    # so these get a clean Operation Not Supported, and the connection keeps working.
+    params = {"cryptographic_algorithm": enums.CryptographicAlgorithm.AES,
+              "block_cipher_mode": enums.BlockCipherMode.CBC,
+              "padding_method": enums.PaddingMethod.PKCS5}
+    step("encrypt", lambda: c.encrypt(b"plaintext", uid=uid, cryptographic_parameters=params, iv_counter_nonce=b"\0" * 16))
+    step("decrypt", lambda: c.decrypt(b"\0" * 16, uid=uid, cryptographic_parameters=params, iv_counter_nonce=b"\0" * 16))
+    step("mac", lambda: c.mac(b"data", uid=uid, algorithm=enums.CryptographicAlgorithm.HMAC_SHA256))
+    step("after_crypto", lambda: attrs(c, uid, ["State"]))
+
     # Locate with paging and a storage status mask.
     group = "grp-" + tag
     made = []
