@@ -73,19 +73,7 @@ export async function initDevPki(dir: string, opts: InitDevPkiOptions = {}): Pro
   }
 
   if (created || !(await serverPairUsable(paths))) {
-    const issuer = await loadCa(dir);
-    const key = await generateRsaKey(2048);
-    const { pem } = buildLeafCertificate(issuer, {
-      publicKey: key.forgePublic,
-      subject: [subjectAttr('O', 'kmipd'), subjectAttr('CN', names.cn)],
-      notAfter: new Date(Date.now() + SERVER_DAYS * DAY_MS),
-      usage: 'serverAuth',
-      dnsNames: names.dns,
-      ips: names.ips,
-    });
-    // If we crash between these two writes the pair mismatches and the next run reissues it.
-    await writeFileAtomic(paths.serverKey, key.pkcs8Pem, { mode: KEY_FILE_MODE });
-    await writeFileAtomic(paths.serverCert, pem, { mode: CERT_FILE_MODE });
+    await issueServerPair(dir, names, SERVER_DAYS);
     created = true;
   }
   return { created, paths };
@@ -107,6 +95,27 @@ function serverNames(opts: InitDevPkiOptions): { cn: string; dns: string[]; ips:
   const cn = dns[0] ?? ips[0];
   if (cn === undefined) throw new PkiError('INVALID_ARGUMENT', 'the server certificate needs at least one DNS name or IP');
   return { cn, dns, ips };
+}
+
+/**
+ * A new server key and certificate from the dev CA. The key is written first: if we crash between
+ * the two writes the pair mismatches, so init reissues it and a watching server keeps the old pair.
+ */
+async function issueServerPair(pkiDir: string, names: { cn: string; dns: string[]; ips: string[] }, days: number): Promise<string> {
+  const paths = pkiPaths(pkiDir);
+  const issuer = await loadCa(pkiDir);
+  const key = await generateRsaKey(2048);
+  const { pem } = buildLeafCertificate(issuer, {
+    publicKey: key.forgePublic,
+    subject: [subjectAttr('O', 'kmipd'), subjectAttr('CN', names.cn)],
+    notAfter: new Date(Date.now() + days * DAY_MS),
+    usage: 'serverAuth',
+    dnsNames: names.dns,
+    ips: names.ips,
+  });
+  await writeFileAtomic(paths.serverKey, key.pkcs8Pem, { mode: KEY_FILE_MODE });
+  await writeFileAtomic(paths.serverCert, pem, { mode: CERT_FILE_MODE });
+  return pem;
 }
 
 function dedupe(values: string[]): string[] {
@@ -292,18 +301,7 @@ export async function rotateServerCertificate(
   });
   const days = opts.days ?? SERVER_DAYS;
   if (!Number.isInteger(days) || days < 1 || days > 825) throw new PkiError('INVALID_ARGUMENT', 'days must be an integer from 1 to 825');
-  const issuer = await loadCa(pkiDir);
-  const key = await generateRsaKey(2048);
-  const { pem } = buildLeafCertificate(issuer, {
-    publicKey: key.forgePublic,
-    subject: [subjectAttr('O', 'kmipd'), subjectAttr('CN', names.cn)],
-    notAfter: new Date(Date.now() + days * DAY_MS),
-    usage: 'serverAuth',
-    dnsNames: names.dns,
-    ips: names.ips,
-  });
-  await writeFileAtomic(paths.serverKey, key.pkcs8Pem, { mode: KEY_FILE_MODE });
-  await writeFileAtomic(paths.serverCert, pem, { mode: CERT_FILE_MODE });
+  const pem = await issueServerPair(pkiDir, names, days);
   const summary = certificateSummary(pem);
   return { fingerprintSha256: summary.fingerprintSha256, notAfter: summary.notAfter, dnsNames: names.dns, ips: names.ips };
 }
