@@ -42,12 +42,14 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Start `kmipd serve` on an ephemeral loopback port and wait until it listens (and its admin listener, if asked for). */
-export async function startServe(data: string, extra: string[] = []): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, [KMIPD, 'serve', '--data', data, '--listen', '127.0.0.1:0', ...extra], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * Start `kmipd serve` on an ephemeral loopback port and wait until it listens (and its admin
+ * listener, if asked for). `wrapper` runs it through another command first (e.g. `unshare` for a
+ * private tmpfs in the disk-full tests).
+ */
+export async function startServe(data: string, extra: readonly string[] = [], wrapper: readonly string[] = []): Promise<ServerProcess> {
+  const [cmd, ...args] = [...wrapper, process.execPath, KMIPD, 'serve', '--data', data, '--listen', '127.0.0.1:0', ...extra];
+  const proc = spawn(cmd!, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   const wantAdmin = extra.includes('--admin-listen');

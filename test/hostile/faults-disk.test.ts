@@ -18,7 +18,6 @@ import { KmipTestClient, parseResponse } from '../helpers/kmip-client.js';
 import { decodeTtlv } from '../../src/ttlv/index.js';
 import { reportFigures } from './figures.js';
 import { createItem, discoverItem, encodeRequest, expectServedAndIntact, getItem, keyMaterial, parseCreateGet, seedKeys, V12, type KeySet } from './helpers.js';
-import { startServeWrapped } from './serve-process.js';
 import { newTally } from './tally.js';
 
 const tally = newTally();
@@ -59,7 +58,7 @@ describe('disk full', () => {
     // Inside the namespace: a 16 MiB tmpfs over the data folder (paths in kmipd.json and the
     // SoftHSM configuration stay valid), the folder's content copied onto it, then serve.
     const inNamespace = 'mount -t tmpfs -o size=16m,mode=0700 kmipd-test "$1" && cp -a "$2/." "$1/" && shift 2 && exec "$@"';
-    server = await startServeWrapped(['unshare', '-rm', 'sh', '-c', inNamespace, 'sh', data, staged], data);
+    server = await startServe(data, [], ['unshare', '-rm', 'sh', '-c', inNamespace, 'sh', data, staged]);
     volume = `/proc/${server.proc.pid}/root${data}`;
     filler = join(volume, 'filler');
     keys = await seedKeys(server.port, bundle, 6);
