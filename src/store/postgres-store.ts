@@ -12,7 +12,7 @@ import { dateTime } from '../ttlv/build.js';
 import type { Attribute } from '../kmip/attributes.js';
 import type { PgDatabase, Queryable } from './postgres-database.js';
 import { VALUE_INDEX_PREFIX } from './postgres-migrations.js';
-import type { KeyStore, LocateQuery, LocateResult, NewObject, ObjectUpdate, StoreHealth, StoredObject } from './types.js';
+import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
 
 interface JoinedRow {
   id: string;
@@ -122,10 +122,7 @@ export class PostgresStore implements KeyStore, StoreHealth {
       tenant: row.tenant,
       objectType: row.object_type,
       state: row.state,
-      wrapped:
-        row.wrapped_key && row.root_key_label && row.wrap_mechanism
-          ? { rootKeyLabel: row.root_key_label, mechanism: row.wrap_mechanism, blob: row.wrapped_key }
-          : undefined,
+      wrapped: wrappedKeyOf(row),
       attributes: rows
         .filter((r) => r.name !== null)
         .map((r): Attribute => ({ name: r.name!, index: r.idx!, value: decodeTtlv(r.value!) })),

@@ -9,7 +9,7 @@ import { State, Tag } from '../kmip/registry/generated.js';
 import { dateTime } from '../ttlv/build.js';
 import type { Attribute } from '../kmip/attributes.js';
 import { MIGRATIONS } from './sqlite-migrations.js';
-import type { KeyStore, LocateQuery, LocateResult, NewObject, ObjectUpdate, StoreHealth, StoredObject } from './types.js';
+import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
 
 interface ObjectRow {
   seq: number;
@@ -153,10 +153,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
       tenant: row.tenant,
       objectType: row.object_type,
       state: row.state,
-      wrapped:
-        row.wrapped_key && row.root_key_label && row.wrap_mechanism
-          ? { rootKeyLabel: row.root_key_label, mechanism: row.wrap_mechanism, blob: row.wrapped_key }
-          : undefined,
+      wrapped: wrappedKeyOf(row),
       attributes: attrs,
     };
   }

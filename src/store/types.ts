@@ -8,6 +8,17 @@ export interface WrappedKeyRecord {
   readonly blob: Uint8Array;
 }
 
+/** The wrapped key of a stored row, or undefined once erased (both backends store these three columns). */
+export function wrappedKeyOf(row: {
+  readonly root_key_label: string | null;
+  readonly wrap_mechanism: string | null;
+  readonly wrapped_key: Uint8Array | null;
+}): WrappedKeyRecord | undefined {
+  return row.wrapped_key && row.root_key_label && row.wrap_mechanism
+    ? { rootKeyLabel: row.root_key_label, mechanism: row.wrap_mechanism, blob: row.wrapped_key }
+    : undefined;
+}
+
 export interface StoredObject {
   readonly id: string;
   /** The tenant whose clients alone may see and use the object. */
