@@ -54,7 +54,7 @@ async function restore(o: { data: string; from: string; force: boolean } & Store
       const missing: string[] = [];
       for (const label of incoming.rootKeyLabels) if (!(await hsm.hasRootKey(label))) missing.push(label);
       // A label is not enough (a fresh token has its own "kmipd-crk-v1"): open one key per root
-      // key, re-wrapping it inside the HSM so that no plaintext comes out, and discard the result.
+      // key, re-wrapping it (its value is zeroed at once) and discarding the result.
       for (const sample of missing.length === 0 ? sampleWrappedKeys(o.from) : []) {
         try {
           await hsm.rewrapKey(sample.id, sample, sample.rootKeyLabel);

@@ -2,7 +2,8 @@
 //
 // rotate: a new root key version is created in the HSM and recorded in the store as active, so every
 // node wraps new keys under it at once; the previous version turns "retiring". Then every wrapped
-// key still under an older version is re-wrapped inside the HSM (no plaintext in this process) and
+// key still under an older version is re-wrapped (decrypted and encrypted again by the HSM, zeroed
+// here in between; see src/hsm/key-protector.ts) and
 // swapped in with a compare-and-swap, in batches, while servers keep serving (they unwrap each key
 // with the root key its row names, old or new). The old version is retired only when no wrapped key
 // depends on it. Each swap is its own transaction: killed half-way, a rerun of `root rotate` resumes

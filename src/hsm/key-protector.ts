@@ -22,8 +22,28 @@
  * E(d1) || E(d2 xor E(d1)), a fixed-length PRF of d under the CRK. CKA_VALUE_LEN = 32 is required
  * in the derive template (SoftHSM rejects the derive without it) and the derived key reports 32.
  *
- * Plaintext handling: key material exists outside the HSM only in unwrapKey()'s return value and
- * in wrapPlaintextKey()'s input. Copies this module makes are zeroed after use. Callers own the
+ * Format v2 (current; every new wrap). Format v1 above costs five PKCS#11 calls per Get (derive,
+ * unwrap, read, two destroys; about 190 µs of CPU with SoftHSM, which also re-reads the CRK's token
+ * file each time) and four per Create: more CPU than the Get and Create rates issue 6 asks for. v2
+ * keeps the binding to the object id, as AEAD associated data instead of a per-object key:
+ *
+ *   Kd   = C_DeriveKey(CRK, CKM_AES_CBC_ENCRYPT_DATA, iv = 0^16, data = SHA-256("kmipd/data-key/v2"))
+ *          (AES-256 session key, sensitive, non-extractable, CKA_ENCRYPT and CKA_DECRYPT only;
+ *          derived once per session and root key version and kept as a handle)
+ *   blob = iv || C_Encrypt(Kd, CKM_AES_GCM, iv, aad = "kmipd/kek-gcm/v2/" || kind || "/" || objectId, key)
+ *          (iv: 12 random bytes from the HSM, tag 128 bits; kind is "aes" or "generic")
+ *
+ * A Get is one C_DecryptInit + C_Decrypt (about 16 µs). A blob moved to another object id, or
+ * altered, fails the GCM tag. Random 96-bit IVs allow 2^32 wraps per Kd (NIST SP 800-38D §8.3);
+ * each root key version has its own Kd, and rotation starts a new one.
+ * What v2 gives up: a Create draws the key bytes from the HSM's RNG (C_GenerateRandom) and has the
+ * HSM encrypt them, so the new key passes through this process's memory, zeroed right after, as it
+ * does on every Get; root key rotation likewise decrypts and re-encrypts through this process.
+ * C_WrapKey with CKM_AES_GCM would keep those inside the HSM, but SoftHSM does not offer it.
+ * v1 blobs stay readable; `kmipd root rotate` re-wraps them as v2.
+ *
+ * Plaintext handling: key material exists outside the HSM only in unwrapKey()'s return value, in
+ * wrapPlaintextKey()'s input, and during a v2 Create or re-wrap between the HSM's calls. Copies this module makes are zeroed after use. Callers own the
  * Buffers they pass in and get back and MUST zero them (`buf.fill(0)`) as soon as the request is
  * answered. Caveat outside our control: pkcs11js copies attribute values (CKA_VALUE on
  * C_CreateObject / C_GetAttributeValue) through native heap memory that it frees without zeroing.
@@ -31,7 +51,7 @@
 import { createHash } from 'node:crypto';
 import { endianness } from 'node:os';
 import { inspect } from 'node:util';
-import type { AesCBC, Mechanism, Template } from 'pkcs11js';
+import type { AesCBC, AesGCM, Mechanism, Template } from 'pkcs11js';
 import { validateHsmConfig, type HsmConfig } from './config.js';
 import { HsmError, pkcs11CodeOf, toHsmError } from './errors.js';
 import {
@@ -49,18 +69,29 @@ import { SerialQueue } from './queue.js';
 
 export type AesKeyLength = 128 | 192 | 256;
 
-/** Identifies how a WrappedKey blob was produced (see the module comment). */
-export const KEK_WRAP_MECHANISM = 'aes-kwp-derived-v1';
-/**
- * The same wrapping of any other secret bytes (secret data, private keys, whole registered
- * objects), imported into the HSM as a generic secret: the blob format differs only in the key type.
- */
-export const OBJECT_WRAP_MECHANISM = 'aes-kwp-derived-v1-generic';
+/** Identifies how a WrappedKey blob was produced (see the module comment): format v2, an AES KEK. */
+export const KEK_WRAP_MECHANISM = 'aes-gcm-v2';
+/** Format v2 of any other secret bytes (secret data, private keys, whole registered objects). */
+export const OBJECT_WRAP_MECHANISM = 'aes-gcm-v2-generic';
+/** Format v1 (per-object derived key, RFC 5649): still read, written only on request (tests). */
+export const LEGACY_KEK_WRAP_MECHANISM = 'aes-kwp-derived-v1';
+/** Format v1 of other secret bytes, imported into the HSM as a generic secret. */
+export const LEGACY_OBJECT_WRAP_MECHANISM = 'aes-kwp-derived-v1-generic';
 /** Largest secret wrapped as a generic secret: a registered object, e.g. an RSA-4096 private key. */
 export const MAX_OBJECT_SECRET_BYTES = 64 * 1024;
-type WrapMechanism = typeof KEK_WRAP_MECHANISM | typeof OBJECT_WRAP_MECHANISM;
+type LegacyMechanism = typeof LEGACY_KEK_WRAP_MECHANISM | typeof LEGACY_OBJECT_WRAP_MECHANISM;
+type GcmMechanism = typeof KEK_WRAP_MECHANISM | typeof OBJECT_WRAP_MECHANISM;
+type WrapMechanism = LegacyMechanism | GcmMechanism;
+/** What a blob holds: an AES key (16, 24 or 32 bytes) or any other secret bytes. */
+type SecretKind = 'aes' | 'generic';
+export type WrapFormat = 'v2' | 'v1';
 /** Domain-separation prefix of the per-object derivation input. Part of the v1 format: never change. */
 export const KEK_WRAP_DOMAIN = 'kmipd/kek-wrap/v1/';
+/** Derivation input of the v2 data key, and prefix of the v2 associated data. Part of v2: never change. */
+const DATA_KEY_DOMAIN = 'kmipd/data-key/v2';
+const GCM_AAD_DOMAIN = 'kmipd/kek-gcm/v2/';
+const GCM_IV_BYTES = 12;
+const GCM_TAG_BYTES = 16;
 
 /**
  * A KEK wrapped for one object id. Store all three fields with the object: rootKeyLabel names
@@ -84,6 +115,7 @@ const AES_KEY_BYTES: ReadonlySet<number> = new Set([16, 24, 32]);
 /** RFC 5649 output for 16/24/32-byte keys: key length + 8. */
 const MIN_BLOB = 24;
 const MAX_BLOB = 40;
+const GCM_OVERHEAD = GCM_IV_BYTES + GCM_TAG_BYTES;
 const MAX_OBJECT_ID_LENGTH = 1024;
 /** CKS_RW_USER_FUNCTIONS (not exported by pkcs11js). */
 const CKS_RW_USER_FUNCTIONS = 3;
@@ -135,15 +167,38 @@ function withCapabilities(enabled: readonly number[]): Template {
 }
 
 function aesSecretKey(): Template {
-  return secretKeyOf(KEK_WRAP_MECHANISM);
+  return secretKeyOf(LEGACY_KEK_WRAP_MECHANISM);
 }
 
 /** AES for KEKs; generic secret for any other bytes (no length rule, no cryptographic use). */
 function secretKeyOf(mechanism: WrapMechanism): Template {
   return [
     { type: C.CKA_CLASS, value: C.CKO_SECRET_KEY },
-    { type: C.CKA_KEY_TYPE, value: mechanism === KEK_WRAP_MECHANISM ? C.CKK_AES : C.CKK_GENERIC_SECRET },
+    { type: C.CKA_KEY_TYPE, value: kindOf(mechanism) === 'aes' ? C.CKK_AES : C.CKK_GENERIC_SECRET },
   ];
+}
+
+function kindOf(mechanism: WrapMechanism): SecretKind {
+  return mechanism === KEK_WRAP_MECHANISM || mechanism === LEGACY_KEK_WRAP_MECHANISM ? 'aes' : 'generic';
+}
+
+function mechanismFor(kind: SecretKind, format: WrapFormat): WrapMechanism {
+  if (format === 'v1') return kind === 'aes' ? LEGACY_KEK_WRAP_MECHANISM : LEGACY_OBJECT_WRAP_MECHANISM;
+  return kind === 'aes' ? KEK_WRAP_MECHANISM : OBJECT_WRAP_MECHANISM;
+}
+
+function isGcm(mechanism: WrapMechanism): mechanism is GcmMechanism {
+  return mechanism === KEK_WRAP_MECHANISM || mechanism === OBJECT_WRAP_MECHANISM;
+}
+
+/** The v2 associated data: binds a blob to its object id and to what it holds. */
+function gcmAad(kind: SecretKind, objectId: string): Buffer {
+  return Buffer.from(`${GCM_AAD_DOMAIN}${kind}/${objectId}`, 'utf8');
+}
+
+function gcmMechanism(iv: Buffer, aad: Buffer): Mechanism {
+  const parameter: AesGCM = { type: C.CK_PARAMS_AES_GCM, iv, aad, ivBits: GCM_IV_BYTES * 8, tagBits: GCM_TAG_BYTES * 8 };
+  return { mechanism: C.CKM_AES_GCM, parameter };
 }
 
 /** The CRK: AES-256 token object, sensitive, never extractable, derive-only, immutable. */
@@ -163,7 +218,7 @@ function rootKeyTemplate(label: string): Template {
 }
 
 /** A KEK while it is being wrapped: session object, sensitive, extractable only so it can be wrapped. */
-function transientKekTemplate(valueLen?: number, mechanism: WrapMechanism = KEK_WRAP_MECHANISM): Template {
+function transientKekTemplate(valueLen?: number, mechanism: WrapMechanism = LEGACY_KEK_WRAP_MECHANISM): Template {
   return [
     ...secretKeyOf(mechanism),
     ...(valueLen !== undefined ? [{ type: C.CKA_VALUE_LEN, value: valueLen }] : []),
@@ -176,7 +231,7 @@ function transientKekTemplate(valueLen?: number, mechanism: WrapMechanism = KEK_
 }
 
 /** A KEK unwrapped to answer a Get: session object whose CKA_VALUE can be read once. */
-function readableKekTemplate(mechanism: WrapMechanism = KEK_WRAP_MECHANISM): Template {
+function readableKekTemplate(mechanism: WrapMechanism): Template {
   return [
     ...secretKeyOf(mechanism),
     { type: C.CKA_TOKEN, value: false },
@@ -208,6 +263,8 @@ function validateObjectId(objectId: unknown): asserts objectId is string {
 /** Which root key a new wrap uses: the caller's choice (rotation), else the configured one. */
 export interface WrapOptions {
   readonly rootKeyLabel?: string | undefined;
+  /** v2 unless asked: v1 only to produce blobs as older kmipd versions stored them (tests). */
+  readonly format?: WrapFormat | undefined;
 }
 
 function wrapLabel(opts: WrapOptions, fallback: string): string {
@@ -230,32 +287,43 @@ function unframe(framed: Buffer): Buffer {
   return secret;
 }
 
-/** validatedBlob has checked the mechanism is one of ours. */
-function mechanismOf(wrapped: WrappedKey): WrapMechanism {
-  return wrapped.mechanism === OBJECT_WRAP_MECHANISM ? OBJECT_WRAP_MECHANISM : KEK_WRAP_MECHANISM;
+/** A stored blob, checked for shape, with its mechanism narrowed; the blob is our own copy. */
+interface CheckedBlob {
+  readonly mechanism: WrapMechanism;
+  readonly blob: Buffer;
 }
 
-function validatedBlob(wrapped: WrappedKey): Buffer {
+const MECHANISMS: ReadonlySet<string> = new Set<WrapMechanism>([KEK_WRAP_MECHANISM, OBJECT_WRAP_MECHANISM, LEGACY_KEK_WRAP_MECHANISM, LEGACY_OBJECT_WRAP_MECHANISM]);
+
+function isMechanism(m: unknown): m is WrapMechanism {
+  return typeof m === 'string' && MECHANISMS.has(m);
+}
+
+/** Whether a blob of this length can hold a secret of this kind in this format. */
+function plausibleLength(mechanism: WrapMechanism, n: number): boolean {
+  switch (mechanism) {
+    case KEK_WRAP_MECHANISM:
+      return AES_KEY_BYTES.has(n - GCM_OVERHEAD);
+    case OBJECT_WRAP_MECHANISM:
+      return n > GCM_OVERHEAD && n <= MAX_OBJECT_SECRET_BYTES + GCM_OVERHEAD;
+    case LEGACY_KEK_WRAP_MECHANISM:
+      return n >= MIN_BLOB && n <= MAX_BLOB && n % 8 === 0;
+    case LEGACY_OBJECT_WRAP_MECHANISM:
+      return n >= 16 && n <= MAX_OBJECT_SECRET_BYTES + 16 && n % 8 === 0;
+  }
+}
+
+function checkedBlob(wrapped: WrappedKey): CheckedBlob {
   if (wrapped === null || typeof wrapped !== 'object') throw new HsmError('INVALID_ARGUMENT', 'wrapped key is required');
-  if (wrapped.mechanism === OBJECT_WRAP_MECHANISM) {
-    const blob = Buffer.from(wrapped.blob);
-    if (blob.length < 16 || blob.length > MAX_OBJECT_SECRET_BYTES + 16 || blob.length % 8 !== 0) {
-      throw new HsmError('UNWRAP_FAILED', 'wrapped secret has an invalid length');
-    }
-    return blob;
-  }
-  if (wrapped.mechanism !== KEK_WRAP_MECHANISM) {
-    throw new HsmError('INVALID_ARGUMENT', `unsupported wrapping mechanism "${String(wrapped.mechanism)}"`);
-  }
+  const mechanism = wrapped.mechanism;
+  if (!isMechanism(mechanism)) throw new HsmError('INVALID_ARGUMENT', `unsupported wrapping mechanism "${String(mechanism)}"`);
   if (typeof wrapped.rootKeyLabel !== 'string' || wrapped.rootKeyLabel.length === 0) {
     throw new HsmError('INVALID_ARGUMENT', 'wrapped key has no root key label');
   }
   if (!(wrapped.blob instanceof Uint8Array)) throw new HsmError('INVALID_ARGUMENT', 'wrapped key blob must be bytes');
   const blob = Buffer.from(wrapped.blob);
-  if (blob.length < MIN_BLOB || blob.length > MAX_BLOB || blob.length % 8 !== 0) {
-    throw new HsmError('UNWRAP_FAILED', 'wrapped key has an invalid length');
-  }
-  return blob;
+  if (!plausibleLength(mechanism, blob.length)) throw new HsmError('UNWRAP_FAILED', 'wrapped key has an invalid length');
+  return { mechanism, blob };
 }
 
 /** Classifies a C_UnwrapKey failure: session trouble is rethrown for withSession to retry. */
@@ -292,6 +360,8 @@ export class Hsm {
   private slot: Handle;
   private session: Handle | undefined;
   private readonly rootKeys = new Map<string, Handle>();
+  /** The v2 data key of each root key version, derived once per session (session objects). */
+  private readonly dataKeys = new Map<string, Handle>();
   private readonly queue = new SerialQueue();
   private closeRequested = false;
   private closing: Promise<void> | undefined;
@@ -363,7 +433,11 @@ export class Hsm {
     return this.queue.run(() => this.withSession('hasRootKey', (s) => this.findRootKeys(s, wanted).length > 0));
   }
 
-  /** Generates an AES KEK inside the HSM and returns it wrapped for objectId. No plaintext leaves the HSM. */
+  /**
+   * A new AES KEK wrapped for objectId, with its SHA-256 (KMIP's Digest). v2: the bytes come from
+   * the HSM's RNG and the HSM encrypts them; they pass through this process and are zeroed here.
+   * v1 (opts.format): generated, digested and wrapped inside the HSM.
+   */
   async generateWrappedKey(objectId: string, bits: AesKeyLength, opts: WrapOptions = {}): Promise<GeneratedKey> {
     this.assertOpen();
     validateObjectId(objectId);
@@ -371,6 +445,20 @@ export class Hsm {
       throw new HsmError('INVALID_ARGUMENT', 'AES key length must be 128, 192 or 256 bits');
     }
     const label = wrapLabel(opts, this.config.activeRootKeyLabel?.() ?? this.config.rootKeyLabel);
+    if ((opts.format ?? 'v2') === 'v2') {
+      return this.queue.run(() =>
+        this.withSession('generateWrappedKey', (s) => {
+          const dk = this.dataKey(s, label);
+          const key = this.randomBytes(s, bits / 8);
+          try {
+            const digest = createHash('sha256').update(key).digest();
+            return Object.freeze({ ...this.gcmWrap(s, dk, label, objectId, 'aes', key), digest });
+          } finally {
+            key.fill(0);
+          }
+        }),
+      );
+    }
     return this.queue.run(() =>
       this.withSession('generateWrappedKey', (s) => {
         const crk = this.rootKey(s, label);
@@ -383,7 +471,7 @@ export class Hsm {
         }
         try {
           const digest = this.digestKey(s, kek);
-          return Object.freeze({ ...this.wrapForObject(s, crk, label, objectId, kek), digest });
+          return Object.freeze({ ...this.wrapForObject(s, crk, label, objectId, kek, LEGACY_KEK_WRAP_MECHANISM), digest });
         } finally {
           this.destroyQuietly(s, kek);
         }
@@ -392,15 +480,14 @@ export class Hsm {
   }
 
   /**
-   * Wraps client-supplied key material (KMIP Register) for objectId. The key is imported into the
-   * HSM as a short-lived session object; this method zeroes its own copy, the caller owns `key`
-   * and must zero it.
+   * Wraps client-supplied key material (KMIP Register) for objectId. This method zeroes its own
+   * copies; the caller owns `key` and must zero it.
    */
   async wrapPlaintextKey(objectId: string, key: Uint8Array, opts: WrapOptions = {}): Promise<WrappedKey> {
     if (!(key instanceof Uint8Array) || !AES_KEY_BYTES.has(key.length)) {
       throw new HsmError('INVALID_ARGUMENT', 'AES key must be 16, 24 or 32 bytes');
     }
-    return this.importAndWrap(objectId, key, KEK_WRAP_MECHANISM, opts);
+    return this.wrapBytes(objectId, key, 'aes', opts);
   }
 
   /**
@@ -412,24 +499,27 @@ export class Hsm {
     if (!(secret instanceof Uint8Array) || secret.length === 0 || secret.length > MAX_OBJECT_SECRET_BYTES) {
       throw new HsmError('INVALID_ARGUMENT', `a secret must be 1 to ${MAX_OBJECT_SECRET_BYTES} bytes`);
     }
-    // SoftHSM returns RFC 5649 padding as part of an unwrapped generic secret, so the length is
-    // framed here: 4-byte big-endian length, the bytes, zeros to a multiple of 8 (no KWP padding).
+    if ((opts.format ?? 'v2') === 'v2') return this.wrapBytes(objectId, secret, 'generic', opts);
+    // SoftHSM returns RFC 5649 padding as part of an unwrapped generic secret, so v1 frames the
+    // length: 4-byte big-endian length, the bytes, zeros to a multiple of 8 (no KWP padding).
     const framed = Buffer.alloc(Math.ceil((secret.length + 4) / 8) * 8);
     try {
       framed.writeUInt32BE(secret.length, 0);
       framed.set(secret, 4);
-      return await this.importAndWrap(objectId, framed, OBJECT_WRAP_MECHANISM, opts);
+      return await this.wrapBytes(objectId, framed, 'generic', opts);
     } finally {
       framed.fill(0);
     }
   }
 
-  private async importAndWrap(objectId: string, key: Uint8Array, mechanism: WrapMechanism, opts: WrapOptions): Promise<WrappedKey> {
+  private async wrapBytes(objectId: string, key: Uint8Array, kind: SecretKind, opts: WrapOptions): Promise<WrappedKey> {
     this.assertOpen();
     validateObjectId(objectId);
     const label = wrapLabel(opts, this.config.activeRootKeyLabel?.() ?? this.config.rootKeyLabel);
+    const mechanism = mechanismFor(kind, opts.format ?? 'v2');
     return this.queue.run(() =>
       this.withSession('wrapPlaintextKey', (s) => {
+        if (isGcm(mechanism)) return this.gcmWrap(s, this.dataKey(s, label), label, objectId, kind, key);
         const crk = this.rootKey(s, label);
         const value = Buffer.alloc(key.length); // not from the shared pool, so zeroing really erases it
         let imported: Handle;
@@ -443,7 +533,7 @@ export class Hsm {
           value.fill(0);
         }
         try {
-          return { ...this.wrapForObject(s, crk, label, objectId, imported, key.length + 16), mechanism };
+          return this.wrapForObject(s, crk, label, objectId, imported, mechanism, key.length + 16);
         } finally {
           this.destroyQuietly(s, imported);
         }
@@ -459,69 +549,30 @@ export class Hsm {
   async unwrapKey(objectId: string, wrapped: WrappedKey): Promise<Buffer> {
     this.assertOpen();
     validateObjectId(objectId);
-    const blob = validatedBlob(wrapped);
+    const checked = checkedBlob(wrapped);
     const label = wrapped.rootKeyLabel;
-    return this.queue.run(() =>
-      this.withSession('unwrapKey', (s) => {
-        const crk = this.rootKey(s, label);
-        const kw = this.deriveWrappingKey(s, crk, objectId, 'unwrap');
-        try {
-          let kek: Handle;
-          try {
-            kek = this.p11.C_UnwrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, blob, readableKekTemplate(mechanismOf(wrapped)));
-          } catch (e) {
-            throw unwrapError(e);
-          }
-          try {
-            const [attr] = this.p11.C_GetAttributeValue(s, kek, [{ type: C.CKA_VALUE }]);
-            const value = attr?.value;
-            if (!value || (mechanismOf(wrapped) === KEK_WRAP_MECHANISM && !AES_KEY_BYTES.has(value.length))) {
-              value?.fill(0);
-              throw new HsmError('UNWRAP_FAILED', 'unwrapped key has an invalid length');
-            }
-            return mechanismOf(wrapped) === OBJECT_WRAP_MECHANISM ? unframe(value) : value;
-          } catch (e) {
-            if (sessionLost(e) || e instanceof HsmError) throw e;
-            throw toHsmError(e, 'MODULE_ERROR', 'cannot read the unwrapped key', 'C_GetAttributeValue');
-          } finally {
-            this.destroyQuietly(s, kek);
-          }
-        } finally {
-          this.destroyQuietly(s, kw);
-        }
-      }),
-    );
+    return this.queue.run(() => this.withSession('unwrapKey', (s) => this.openBlob(s, label, objectId, checked)));
   }
 
   /**
-   * Re-wraps a KEK for root key rotation, entirely inside the HSM: the blob is unwrapped under the
-   * key derived from its own root key into a sensitive session object (its value cannot be read,
-   * only wrapped again), then wrapped under the key derived from `newRootKeyLabel` for the same
-   * object id. No plaintext reaches this process. Throws HsmError('UNWRAP_FAILED') like unwrapKey.
+   * Re-wraps a key under `newRootKeyLabel` (root key rotation), always as format v2. The value is
+   * decrypted by the HSM, encrypted again by the HSM, and zeroed here in between.
+   * Throws HsmError('UNWRAP_FAILED') like unwrapKey.
    */
   async rewrapKey(objectId: string, wrapped: WrappedKey, newRootKeyLabel: string): Promise<WrappedKey> {
     this.assertOpen();
     validateObjectId(objectId);
-    const blob = validatedBlob(wrapped);
+    const checked = checkedBlob(wrapped);
     const newLabel = wrapLabel({ rootKeyLabel: newRootKeyLabel }, newRootKeyLabel);
     const oldLabel = wrapped.rootKeyLabel;
     return this.queue.run(() =>
       this.withSession('rewrapKey', (s) => {
-        const oldCrk = this.rootKey(s, oldLabel);
-        const newCrk = this.rootKey(s, newLabel);
-        const kw = this.deriveWrappingKey(s, oldCrk, objectId, 'unwrap');
-        let kek: Handle;
+        const newDk = this.dataKey(s, newLabel);
+        const value = this.openBlob(s, oldLabel, objectId, checked);
         try {
-          kek = this.p11.C_UnwrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, blob, transientKekTemplate(undefined, mechanismOf(wrapped)));
-        } catch (e) {
-          throw unwrapError(e);
+          return this.gcmWrap(s, newDk, newLabel, objectId, kindOf(checked.mechanism), value);
         } finally {
-          this.destroyQuietly(s, kw);
-        }
-        try {
-          return { ...this.wrapForObject(s, newCrk, newLabel, objectId, kek, blob.length + 16), mechanism: mechanismOf(wrapped) };
-        } finally {
-          this.destroyQuietly(s, kek);
+          value.fill(0);
         }
       }),
     );
@@ -576,7 +627,7 @@ export class Hsm {
   }
 
   private shutdown(): void {
-    this.rootKeys.clear();
+    this.forgetKeyHandles();
     pins.delete(this);
     const session = this.session;
     this.session = undefined;
@@ -620,7 +671,7 @@ export class Hsm {
 
   /** Drop the current session and log in on a fresh one (the token is looked up again by label). */
   private reopenSession(): Handle {
-    this.rootKeys.clear();
+    this.forgetKeyHandles();
     const old = this.session;
     this.session = undefined;
     if (old) {
@@ -664,7 +715,7 @@ export class Hsm {
         }
         if (ckr !== undefined && STALE_HANDLE_CODES.has(ckr) && !retried) {
           retried = true;
-          this.rootKeys.clear();
+          this.forgetKeyHandles();
           continue;
         }
         throw toHsmError(e, 'MODULE_ERROR', `${what} failed`);
@@ -772,7 +823,7 @@ export class Hsm {
   }
 
   /** `outLen`: room for the blob (key length + 8, rounded up); 64 covers every AES key. */
-  private wrapForObject(s: Handle, crk: Handle, rootKeyLabel: string, objectId: string, key: Handle, outLen = 64): WrappedKey {
+  private wrapForObject(s: Handle, crk: Handle, rootKeyLabel: string, objectId: string, key: Handle, mechanism: LegacyMechanism, outLen = 64): WrappedKey {
     const kw = this.deriveWrappingKey(s, crk, objectId, 'wrap');
     try {
       let used: Buffer;
@@ -784,7 +835,125 @@ export class Hsm {
       }
       const blob = Buffer.alloc(used.length);
       used.copy(blob);
-      return Object.freeze({ rootKeyLabel, mechanism: KEK_WRAP_MECHANISM, blob });
+      return Object.freeze({ rootKeyLabel, mechanism, blob });
+    } finally {
+      this.destroyQuietly(s, kw);
+    }
+  }
+
+  private forgetKeyHandles(): void {
+    this.rootKeys.clear();
+    this.dataKeys.clear();
+  }
+
+  /** The v2 data key of root key `label`: derived on first use in this session, then reused. */
+  private dataKey(s: Handle, label: string): Handle {
+    const cached = this.dataKeys.get(label);
+    if (cached) return cached;
+    const crk = this.rootKey(s, label);
+    const parameter: AesCBC = { type: C.CK_PARAMS_AES_CBC, iv: Buffer.alloc(16), data: createHash('sha256').update(DATA_KEY_DOMAIN, 'utf8').digest() };
+    let dk: Handle;
+    try {
+      dk = this.p11.C_DeriveKey(s, { mechanism: C.CKM_AES_CBC_ENCRYPT_DATA, parameter }, crk, [
+        ...aesSecretKey(),
+        { type: C.CKA_VALUE_LEN, value: 32 },
+        { type: C.CKA_TOKEN, value: false },
+        { type: C.CKA_PRIVATE, value: true },
+        { type: C.CKA_SENSITIVE, value: true },
+        { type: C.CKA_EXTRACTABLE, value: false },
+        ...withCapabilities([C.CKA_ENCRYPT, C.CKA_DECRYPT]),
+      ]);
+    } catch (e) {
+      const ckr = pkcs11CodeOf(e);
+      if (ckr !== undefined && (SESSION_LOST_CODES.has(ckr) || STALE_HANDLE_CODES.has(ckr))) throw e;
+      throw toHsmError(e, 'MODULE_ERROR', 'cannot derive the data key', 'C_DeriveKey');
+    }
+    this.dataKeys.set(label, dk);
+    return dk;
+  }
+
+  /** n bytes from the HSM's RNG, in a buffer of our own (not the shared pool) that the caller zeroes. */
+  private randomBytes(s: Handle, n: number): Buffer {
+    const out = Buffer.alloc(n);
+    try {
+      this.p11.C_GenerateRandom(s, out);
+      return out;
+    } catch (e) {
+      if (sessionLost(e)) throw e;
+      throw toHsmError(e, 'MODULE_ERROR', 'cannot draw random bytes', 'C_GenerateRandom');
+    }
+  }
+
+  /** Format v2: iv || AES-GCM(dk, iv, aad(kind, objectId), value) || tag, encrypted by the HSM. */
+  private gcmWrap(s: Handle, dk: Handle, rootKeyLabel: string, objectId: string, kind: SecretKind, value: Uint8Array): WrappedKey {
+    const iv = this.randomBytes(s, GCM_IV_BYTES);
+    const input = Buffer.alloc(value.length); // pkcs11js wants a Buffer; ours, so zeroing erases it
+    try {
+      input.set(value);
+      const out = Buffer.alloc(value.length + GCM_TAG_BYTES);
+      let sealed: Buffer;
+      try {
+        this.p11.C_EncryptInit(s, gcmMechanism(iv, gcmAad(kind, objectId)), dk);
+        sealed = this.p11.C_Encrypt(s, input, out);
+      } catch (e) {
+        const ckr = pkcs11CodeOf(e);
+        if (ckr !== undefined && (SESSION_LOST_CODES.has(ckr) || STALE_HANDLE_CODES.has(ckr))) throw e;
+        throw toHsmError(e, 'MODULE_ERROR', 'cannot encrypt key', 'C_Encrypt');
+      }
+      if (sealed.length !== out.length) throw new HsmError('MODULE_ERROR', 'the HSM returned an AES-GCM result of an unexpected length');
+      return Object.freeze({ rootKeyLabel, mechanism: mechanismFor(kind, 'v2'), blob: Buffer.concat([iv, sealed]) });
+    } finally {
+      input.fill(0);
+    }
+  }
+
+  /** The plaintext of a checked blob (either format). The caller zeroes it. */
+  private openBlob(s: Handle, label: string, objectId: string, checked: CheckedBlob): Buffer {
+    const { mechanism, blob } = checked;
+    if (isGcm(mechanism)) {
+      const dk = this.dataKey(s, label);
+      const kind = kindOf(mechanism);
+      const out = Buffer.alloc(blob.length); // SoftHSM asks room for the whole input
+      let opened: Buffer;
+      try {
+        this.p11.C_DecryptInit(s, gcmMechanism(blob.subarray(0, GCM_IV_BYTES), gcmAad(kind, objectId)), dk);
+        opened = this.p11.C_Decrypt(s, blob.subarray(GCM_IV_BYTES), out);
+      } catch (e) {
+        out.fill(0);
+        throw unwrapError(e);
+      }
+      const value = Buffer.alloc(opened.length);
+      opened.copy(value);
+      out.fill(0);
+      if (kind === 'aes' && !AES_KEY_BYTES.has(value.length)) {
+        value.fill(0);
+        throw new HsmError('UNWRAP_FAILED', 'unwrapped key has an invalid length');
+      }
+      return value;
+    }
+    const crk = this.rootKey(s, label);
+    const kw = this.deriveWrappingKey(s, crk, objectId, 'unwrap');
+    try {
+      let kek: Handle;
+      try {
+        kek = this.p11.C_UnwrapKey(s, { mechanism: C.CKM_AES_KEY_WRAP_PAD }, kw, blob, readableKekTemplate(mechanism));
+      } catch (e) {
+        throw unwrapError(e);
+      }
+      try {
+        const [attr] = this.p11.C_GetAttributeValue(s, kek, [{ type: C.CKA_VALUE }]);
+        const value = attr?.value;
+        if (!value || (kindOf(mechanism) === 'aes' && !AES_KEY_BYTES.has(value.length))) {
+          value?.fill(0);
+          throw new HsmError('UNWRAP_FAILED', 'unwrapped key has an invalid length');
+        }
+        return kindOf(mechanism) === 'generic' ? unframe(value) : value;
+      } catch (e) {
+        if (sessionLost(e) || e instanceof HsmError) throw e;
+        throw toHsmError(e, 'MODULE_ERROR', 'cannot read the unwrapped key', 'C_GetAttributeValue');
+      } finally {
+        this.destroyQuietly(s, kek);
+      }
     } finally {
       this.destroyQuietly(s, kw);
     }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
 import pkcs11js from 'pkcs11js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,6 +6,9 @@ import {
   Hsm,
   HsmError,
   KEK_WRAP_MECHANISM,
+  LEGACY_KEK_WRAP_MECHANISM,
+  LEGACY_OBJECT_WRAP_MECHANISM,
+  OBJECT_WRAP_MECHANISM,
   initSoftHsm,
   type AesKeyLength,
   type SoftHsmSetup,
@@ -122,7 +126,7 @@ describe('Hsm key protection (SoftHSM)', () => {
       expect(wrapped.mechanism).toBe(KEK_WRAP_MECHANISM);
       expect(wrapped.rootKeyLabel).toBe(setup.config.rootKeyLabel);
       expect(wrapped.blob).toBeInstanceOf(Uint8Array);
-      expect(wrapped.blob.length).toBe(bits / 8 + 8); // RFC 5649: 8-byte integrity header
+      expect(wrapped.blob.length).toBe(bits / 8 + 28); // 12-byte IV + 16-byte GCM tag
 
       const a = await hsm.unwrapKey(`obj-gen-${bits}`, wrapped);
       const b = await hsm.unwrapKey(`obj-gen-${bits}`, wrapped);
@@ -148,7 +152,7 @@ describe('Hsm key protection (SoftHSM)', () => {
       const original = Buffer.from(key);
       const wrapped = await hsm.wrapPlaintextKey(`obj-reg-${len}`, key);
       expect(key.equals(original)).toBe(true); // the caller's buffer is the caller's to zero
-      expect(wrapped.blob.length).toBe(len + 8);
+      expect(wrapped.blob.length).toBe(len + 28);
       const back = await hsm.unwrapKey(`obj-reg-${len}`, wrapped);
       expect(back.equals(original)).toBe(true);
     });
@@ -165,13 +169,29 @@ describe('Hsm key protection (SoftHSM)', () => {
       expect(sharedWindows(wrapped.blob, chosen, 4)).toBe(0);
     });
 
-    it('leaves no session objects behind', async () => {
+    it('leaves no session objects behind but the one data key, which cannot leave the HSM', async () => {
       const sessionKeys = () => probe.findSecretKeys([{ type: C.CKA_TOKEN, value: false }]);
       const w = await hsm.generateWrappedKey('obj-clean', 256);
       await hsm.wrapPlaintextKey('obj-clean-2', Buffer.alloc(16, 7));
       await hsm.unwrapKey('obj-clean', w);
       await expectHsmError(hsm.unwrapKey('obj-other', w), 'UNWRAP_FAILED');
-      expect(sessionKeys()).toHaveLength(0);
+      const legacy = await hsm.generateWrappedKey('obj-clean-3', 128, { format: 'v1' });
+      await hsm.unwrapKey('obj-clean-3', legacy);
+      await hsm.rewrapKey('obj-clean-3', legacy, setup.config.rootKeyLabel);
+      const [dk, ...others] = sessionKeys();
+      expect(others).toHaveLength(0);
+      const attrs = probe.p11.C_GetAttributeValue(probe.session, dk!, [
+        { type: C.CKA_SENSITIVE },
+        { type: C.CKA_EXTRACTABLE },
+        { type: C.CKA_ENCRYPT },
+        { type: C.CKA_DECRYPT },
+        { type: C.CKA_WRAP },
+        { type: C.CKA_UNWRAP },
+        { type: C.CKA_DERIVE },
+        { type: C.CKA_SIGN },
+      ]);
+      expect(attrs.map((a) => a.value[0])).toEqual([1, 0, 1, 1, 0, 0, 0, 0]);
+      expect(() => probe.p11.C_GetAttributeValue(probe.session, dk!, [{ type: C.CKA_VALUE }])).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
       // and no new token objects either: only the CRK lives on the token
       expect(probe.findSecretKeys([{ type: C.CKA_TOKEN, value: true }])).toHaveLength(1);
     });
@@ -218,6 +238,39 @@ describe('Hsm key protection (SoftHSM)', () => {
         hsm.unwrapKey('object-R', { ...wrapped, rootKeyLabel: 'kmipd-crk-v999' }),
         'ROOT_KEY_NOT_FOUND',
       );
+    });
+  });
+
+  describe('format v1 blobs (stored by earlier versions)', () => {
+    it('still unwrap, stay bound to their id, and re-wrap as v2 with the same bytes', async () => {
+      for (const bits of [128, 192, 256] as const) {
+        const v1 = await hsm.generateWrappedKey(`legacy-${bits}`, bits, { format: 'v1' });
+        expect(v1.mechanism).toBe(LEGACY_KEK_WRAP_MECHANISM);
+        expect(v1.blob.length).toBe(bits / 8 + 8); // RFC 5649
+        const key = await hsm.unwrapKey(`legacy-${bits}`, v1);
+        expect(key.length).toBe(bits / 8);
+        expect(createHash('sha256').update(key).digest().equals(Buffer.from(v1.digest))).toBe(true);
+        await expectHsmError(hsm.unwrapKey(`legacy-other`, v1), 'UNWRAP_FAILED');
+        // A v1 blob relabelled as v2 (or the reverse) is refused, not misread.
+        await expectHsmError(hsm.unwrapKey(`legacy-${bits}`, { ...v1, mechanism: KEK_WRAP_MECHANISM }), 'UNWRAP_FAILED');
+        const v2 = await hsm.rewrapKey(`legacy-${bits}`, v1, setup.config.rootKeyLabel);
+        expect(v2.mechanism).toBe(KEK_WRAP_MECHANISM);
+        expect((await hsm.unwrapKey(`legacy-${bits}`, v2)).equals(key)).toBe(true);
+        await expectHsmError(hsm.unwrapKey(`legacy-${bits}`, { ...v2, mechanism: LEGACY_KEK_WRAP_MECHANISM }), 'UNWRAP_FAILED');
+      }
+    });
+
+    it('generic secrets too', async () => {
+      const secret = Buffer.from('a registered password, 37 bytes long');
+      const v1 = await hsm.wrapSecretBytes('legacy-secret', secret, { format: 'v1' });
+      expect(v1.mechanism).toBe(LEGACY_OBJECT_WRAP_MECHANISM);
+      expect((await hsm.unwrapKey('legacy-secret', v1)).equals(secret)).toBe(true);
+      const v2 = await hsm.rewrapKey('legacy-secret', v1, setup.config.rootKeyLabel);
+      expect(v2.mechanism).toBe(OBJECT_WRAP_MECHANISM);
+      expect((await hsm.unwrapKey('legacy-secret', v2)).equals(secret)).toBe(true);
+      // the kind is bound too: a generic blob presented as an AES key does not open
+      const asAes = await hsm.wrapSecretBytes('kind', Buffer.alloc(32, 9));
+      await expectHsmError(hsm.unwrapKey('kind', { ...asAes, mechanism: KEK_WRAP_MECHANISM }), 'UNWRAP_FAILED');
     });
   });
 
@@ -271,7 +324,7 @@ describe('Hsm key protection (SoftHSM)', () => {
       await expect(hsm.ping()).resolves.toBeUndefined();
 
       probe.p11.C_CloseAllSessions(probe.slot);
-      expect((await hsm.generateWrappedKey('obj-lost-2', 128)).blob.length).toBe(24);
+      expect((await hsm.generateWrappedKey('obj-lost-2', 128)).blob.length).toBe(44);
       probe = openProbe(setup.config);
     });
   });

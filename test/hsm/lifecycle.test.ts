@@ -120,7 +120,7 @@ describe('Hsm lifecycle and failures (SoftHSM)', () => {
     await hsm.ensureRootKey();
     const pending = hsm.generateWrappedKey('queued', 128);
     const closed = hsm.close();
-    await expect(pending).resolves.toMatchObject({ mechanism: 'aes-kwp-derived-v1' });
+    await expect(pending).resolves.toMatchObject({ mechanism: 'aes-gcm-v2' });
     await closed;
     await hsm.close();
     expect((await hsmErrorOf(hsm.ping())).code).toBe('CLOSED');

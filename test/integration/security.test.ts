@@ -122,7 +122,7 @@ describe('key material at rest', () => {
     const db = new Database(join(dir.path, 'kmipd.db'), { readonly: true });
     const row = db.prepare('SELECT wrapped_key FROM objects WHERE id = ?').get(keys[0]!.id) as { wrapped_key: Buffer };
     db.close();
-    expect(row.wrapped_key.length).toBeGreaterThanOrEqual(40); // AES-KWP of 32 bytes
+    expect(row.wrapped_key.length).toBe(60); // AES-GCM of 32 bytes: 12-byte IV + 32 + 16-byte tag
   });
 
   it('binds a wrapped key to its object: a blob copied onto another record does not unwrap', async () => {

@@ -1,4 +1,4 @@
-// The HSM side of root key rotation, on a real SoftHSM token: re-wrapping happens inside the HSM,
+// The HSM side of root key rotation, on a real SoftHSM token: re-wrapping is done by the HSM,
 // keeps a key bound to its object id, leaves no key object behind, and new wraps follow the root
 // key the store names.
 import { randomBytes } from 'node:crypto';
@@ -64,10 +64,21 @@ describe('Hsm.rewrapKey', () => {
     expect(await failureCode(hsm.rewrapKey('obj-2', w, 'crk-missing'))).toBe('ROOT_KEY_NOT_FOUND');
   });
 
-  it('leaves no key object in the session afterwards', async () => {
+  it('leaves no key object in the session afterwards but the two root keys\' data keys, which cannot leave the HSM', async () => {
     const w = await hsm.generateWrappedKey('obj-4', 128);
     await hsm.rewrapKey('obj-4', w, 'crk-v2');
-    expect(probe.findSecretKeys([{ type: pkcs11js.CKA_TOKEN, value: false }])).toHaveLength(0);
+    const legacy = await hsm.generateWrappedKey('obj-4b', 128, { format: 'v1' });
+    await hsm.rewrapKey('obj-4b', legacy, 'crk-v2');
+    const left = probe.findSecretKeys([{ type: pkcs11js.CKA_TOKEN, value: false }]);
+    expect(left).toHaveLength(2);
+    for (const h of left) {
+      const [sensitive, extractable, wrap] = probe.p11.C_GetAttributeValue(probe.session, h, [
+        { type: pkcs11js.CKA_SENSITIVE },
+        { type: pkcs11js.CKA_EXTRACTABLE },
+        { type: pkcs11js.CKA_WRAP },
+      ]);
+      expect([sensitive!.value[0], extractable!.value[0], wrap!.value[0]]).toEqual([1, 0, 0]);
+    }
   });
 
   it('wraps new keys under the root key the store names, switching without a reopen', async () => {
