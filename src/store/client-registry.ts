@@ -2,8 +2,9 @@
 // It lives in the store (not in local files) because every node and every ESXi host of one vCenter
 // key provider share one client certificate: trust and revocation must be the same everywhere.
 // This file holds the model and the rules; sqlite-client-registry.ts and
-// postgres-client-registry.ts keep it in their database, each read straight from the database
-// (no node-local cache), so that a revocation made anywhere is seen by every node at once.
+// postgres-client-registry.ts keep it in their database, so that a revocation made anywhere is
+// seen by every node at once. PostgreSQL reads it straight from the database; SQLite (one file,
+// one node) caches the per-request credential check until any connection writes to the file.
 
 export const CLIENT_ROLES = ['reader', 'writer', 'manager'] as const;
 export type ClientRole = (typeof CLIENT_ROLES)[number];

@@ -21,10 +21,33 @@ interface ObjectRow {
   wrap_mechanism: string | null;
   wrapped_key: Buffer | null;
 }
-interface AttributeRow {
-  name: string;
-  idx: number;
-  value: Buffer;
+/** objectWithAttributes: the object's columns, then its attributes (see attributesFrom). */
+type ObjectWithAttributesRow = [
+  id: string,
+  tenant: string,
+  objectType: number,
+  state: number,
+  rootKeyLabel: string | null,
+  mechanism: string | null,
+  wrappedKey: Buffer | null,
+  attributes: string,
+  values: Buffer | null,
+];
+/** name, index, and byte length of the encoded value. */
+type AttributeEntry = [name: string, index: number, length: number];
+
+const EMPTY = new Uint8Array(0);
+
+/** Attributes from their entries and the concatenation of their encoded values, in the same order. */
+function attributesFrom(entries: readonly AttributeEntry[], values: Uint8Array): Attribute[] {
+  let at = 0;
+  const attrs = entries.map(([name, index, length]): Attribute => {
+    const value = decodeTtlv(values.subarray(at, at + length));
+    at += length;
+    return { name, index, value };
+  });
+  if (at !== values.length) throw new Error(`attribute values are ${values.length} bytes, their entries say ${at}`);
+  return attrs;
 }
 
 /** How long a write probe (readiness) waits for another process's write lock. */
@@ -78,7 +101,17 @@ export class SqliteStore implements KeyStore, StoreHealth {
       insertAttribute: db.prepare('INSERT INTO attributes (object_seq, name, idx, value) VALUES (?, ?, ?, ?)'),
       deleteAttributes: db.prepare('DELETE FROM attributes WHERE object_seq = ? AND name = ?'),
       objectById: db.prepare('SELECT * FROM objects WHERE id = ?'),
-      attributesOf: db.prepare('SELECT name, idx, value FROM attributes WHERE object_seq = ? ORDER BY name, idx'),
+      // get() in one statement and few JS values: better-sqlite3 makes a Buffer per BLOB and a
+      // keyed object per row, which cost more than the SQL. So the attributes come back as one
+      // JSON list of [name, idx, byte length] and one BLOB of their values, both in (name, idx) order.
+      objectWithAttributes: db
+        .prepare(
+          `SELECT o.id, o.tenant, o.object_type, o.state, o.root_key_label, o.wrap_mechanism, o.wrapped_key,
+             (SELECT json_group_array(json_array(a.name, a.idx, length(a.value)) ORDER BY a.name, a.idx) FROM attributes a WHERE a.object_seq = o.seq),
+             (SELECT unhex(group_concat(hex(a.value), '' ORDER BY a.name, a.idx)) FROM attributes a WHERE a.object_seq = o.seq)
+           FROM objects o WHERE o.id = ?`,
+        )
+        .raw(),
       setState: db.prepare('UPDATE objects SET state = ? WHERE seq = ?'),
       // Overwrite before clearing; with secure_delete the old bytes do not survive in free pages.
       zeroKey: db.prepare('UPDATE objects SET wrapped_key = zeroblob(length(wrapped_key)) WHERE seq = ?'),
@@ -143,18 +176,16 @@ export class SqliteStore implements KeyStore, StoreHealth {
   }
 
   async get(id: string): Promise<StoredObject | undefined> {
-    const row = this.stmts.objectById.get(id) as ObjectRow | undefined;
+    const row = this.stmts.objectWithAttributes.get(id) as ObjectWithAttributesRow | undefined;
     if (!row) return undefined;
-    const attrs = (this.stmts.attributesOf.all(row.seq) as AttributeRow[]).map(
-      (r): Attribute => ({ name: r.name, index: r.idx, value: decodeTtlv(r.value) }),
-    );
+    const [objectId, tenant, objectType, state, rootKeyLabel, mechanism, wrappedKey, list, values] = row;
     return {
-      id: row.id,
-      tenant: row.tenant,
-      objectType: row.object_type,
-      state: row.state,
-      wrapped: wrappedKeyOf(row),
-      attributes: attrs,
+      id: objectId,
+      tenant,
+      objectType,
+      state,
+      wrapped: wrappedKeyOf({ root_key_label: rootKeyLabel, wrap_mechanism: mechanism, wrapped_key: wrappedKey }),
+      attributes: attributesFrom(JSON.parse(list) as AttributeEntry[], values ?? EMPTY),
     };
   }
 

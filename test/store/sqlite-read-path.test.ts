@@ -1,0 +1,126 @@
+// The SQLite read path of every request: the client registry's per-request admission re-check
+// (activeCredential), answered from memory while the database cannot have changed, must still
+// see a revocation at once, whoever wrote it; and SqliteStore.get, read in one statement, must
+// return attributes exactly as stored (awkward names, bytewise order, empty values, none at all).
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import type { ClientRegistry, NewCredential } from '../../src/store/client-registry.js';
+import { SqliteClientRegistry } from '../../src/store/sqlite-client-registry.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { byteString, enumeration, integer, structure, textString } from '../../src/ttlv/index.js';
+import { ObjectType, State, Tag } from '../../src/kmip/registry/generated.js';
+import type { Attribute } from '../../src/kmip/attributes.js';
+import { sqliteKind, type FreshStore } from './backends.js';
+
+const fp = (s: string) => createHash('sha256').update(s).digest('hex');
+const leaf = (s: string): NewCredential => ({
+  kind: 'issued',
+  fingerprint: fp(s),
+  certificate: `-----BEGIN CERTIFICATE-----\n${s}\n-----END CERTIFICATE-----\n`,
+  serial: '01',
+  notAfter: new Date(Date.now() + 86_400_000),
+});
+
+const kind = sqliteKind();
+beforeAll(() => kind.setup());
+afterAll(() => kind.teardown());
+
+let s: FreshStore;
+beforeEach(async () => {
+  s = await kind.fresh();
+});
+const connectionOf = (store: FreshStore['backend']) => (store.objects as SqliteStore).db;
+
+describe('activeCredential', () => {
+  /** A client with one credential, asked for twice so that the second answer comes from memory. */
+  async function admitted(r: ClientRegistry, name = 'vc'): Promise<number> {
+    await r.addClient({ name, tenant: 't1', role: 'writer' }, leaf(name));
+    const id = (await r.activeLeaf(fp(name)))!.id;
+    expect(await r.activeCredential(id)).toMatchObject({ id, clientName: name, tenant: 't1', role: 'writer', certificate: leaf(name).certificate });
+    expect(await r.activeCredential(id)).toMatchObject({ id, clientName: name });
+    return id;
+  }
+
+  it('stops admitting a credential revoked through another connection (the operator CLI) at once', async () => {
+    const server = s.backend.clients;
+    const cli = (await s.reopen()).clients;
+    const id = await admitted(server);
+    expect(await cli.revokeCredential('vc', fp('vc'))).toBe(true);
+    expect(await server.activeCredential(id)).toBeUndefined();
+
+    const other = await admitted(cli, 'other');
+    expect(await server.activeCredential(other)).toMatchObject({ clientName: 'other' }); // added elsewhere: seen too
+    expect(await server.activeCredential(other)).toMatchObject({ clientName: 'other' });
+    expect(await cli.revokeClient('other', 'leaked')).toBe(true);
+    expect(await server.activeCredential(other)).toBeUndefined();
+  });
+
+  it('stops admitting a credential revoked through the same registry at once', async () => {
+    const r = s.backend.clients;
+    const id = await admitted(r);
+    expect(await r.revokeClient('vc', 'leaked')).toBe(true);
+    expect(await r.activeCredential(id)).toBeUndefined();
+  });
+
+  it('sees writes made through the same connection by anything else', async () => {
+    const db = connectionOf(s.backend);
+    const r = s.backend.clients;
+    const id = await admitted(r);
+    // A second registry sharing the connection (its writes do not move data_version here).
+    expect(await new SqliteClientRegistry(db).revokeCredential('vc', fp('vc'))).toBe(true);
+    expect(await r.activeCredential(id)).toBeUndefined();
+
+    const id2 = await admitted(r, 'vc2');
+    db.prepare('UPDATE clients SET revoked_at = 1 WHERE name = ?').run('vc2');
+    expect(await r.activeCredential(id2)).toBeUndefined();
+  });
+
+  it('does not keep what it read inside a transaction that was then rolled back', async () => {
+    const db = connectionOf(s.backend);
+    const r = s.backend.clients;
+    const id = await admitted(r);
+    db.exec('BEGIN');
+    db.prepare('UPDATE client_credentials SET revoked_at = 1 WHERE id = ?').run(id);
+    expect(await r.activeCredential(id)).toBeUndefined();
+    db.exec('ROLLBACK');
+    expect(await r.activeCredential(id)).toMatchObject({ id, clientName: 'vc' });
+  });
+});
+
+describe('SqliteStore.get', () => {
+  const v = Tag.AttributeValue;
+  const a = (name: string, index: number, value: Attribute['value']): Attribute => ({ name, index, value });
+  const object = (id: string, attributes: Attribute[]) => ({
+    id,
+    tenant: 't1',
+    objectType: ObjectType.SymmetricKey,
+    state: State.Active,
+    wrapped: { rootKeyLabel: 'crk', mechanism: 'test', blob: Buffer.alloc(40, 5) },
+    attributes,
+  });
+
+  it('reads back every attribute exactly, in bytewise name order then index, whatever the names', async () => {
+    const odd = 'x-"quoted" \\ back\nslash\u0000nul';
+    const attributes = [
+      a('x-\u{1F600}', 0, integer(v, 1)), // UTF-8 F0..., after U+FFFD (EF BF BD) bytewise, before it in UTF-16
+      a('x-\uFFFD', 0, integer(v, 2)),
+      a(odd, 10, textString(v, 'ten')),
+      a(odd, 2, byteString(v, new Uint8Array(0))),
+      a('x-é', 0, textString(v, 'a\u0000b')),
+      a('Name', 0, structure(v, [textString(Tag.NameValue, 'k'), enumeration(Tag.NameType, 1)])),
+      a('x-bytes', 0, byteString(v, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]))),
+    ];
+    await s.backend.objects.insert(object('odd "id"\n', attributes));
+    await s.backend.objects.insert(object('bare', []));
+    const got = await s.backend.objects.get('odd "id"\n');
+    expect(got).toMatchObject({ id: 'odd "id"\n', tenant: 't1', objectType: ObjectType.SymmetricKey, state: State.Active, wrapped: { rootKeyLabel: 'crk', mechanism: 'test' } });
+    expect(Buffer.from(got!.wrapped!.blob)).toEqual(Buffer.alloc(40, 5));
+    const order = ['Name/0', 'x-"quoted" \\ back\nslash\u0000nul/2', 'x-"quoted" \\ back\nslash\u0000nul/10', 'x-bytes/0', 'x-é/0', 'x-\uFFFD/0', 'x-\u{1F600}/0'];
+    expect(got!.attributes.map((x) => `${x.name}/${x.index}`)).toEqual(order);
+    for (const x of attributes) expect(got!.attributes.find((y) => y.name === x.name && y.index === x.index)!.value).toEqual(x.value);
+    expect(await s.backend.objects.get('bare')).toMatchObject({ id: 'bare', attributes: [] });
+    await s.backend.objects.update('bare', { eraseKey: true, state: State.Destroyed });
+    expect(await s.backend.objects.get('bare')).toMatchObject({ state: State.Destroyed, wrapped: undefined, attributes: [] });
+    expect(await s.backend.objects.get('missing')).toBeUndefined();
+  });
+});
