@@ -29,7 +29,8 @@
  *
  *   Kd   = C_DeriveKey(CRK, CKM_AES_CBC_ENCRYPT_DATA, iv = 0^16, data = SHA-256("kmipd/data-key/v2"))
  *          (AES-256 session key, sensitive, non-extractable, CKA_ENCRYPT and CKA_DECRYPT only;
- *          derived once per session and root key version and kept as a handle)
+ *          kept as a handle per session and root key version, derived again every second so that
+ *          a root key deleted in the HSM stops serving within a second)
  *   blob = iv || C_Encrypt(Kd, CKM_AES_GCM, iv, aad = "kmipd/kek-gcm/v2/" || kind || "/" || objectId, key)
  *          (iv: 12 random bytes from the HSM, tag 128 bits; kind is "aes" or "generic")
  *
@@ -90,6 +91,13 @@ export const KEK_WRAP_DOMAIN = 'kmipd/kek-wrap/v1/';
 /** Derivation input of the v2 data key, and prefix of the v2 associated data. Part of v2: never change. */
 const DATA_KEY_DOMAIN = 'kmipd/data-key/v2';
 const GCM_AAD_DOMAIN = 'kmipd/kek-gcm/v2/';
+/**
+ * How long a derived data key is used before it is derived again from its root key. Deriving
+ * touches the root key, so a root key deleted in the HSM, or a token that went away, stops all
+ * serving within this time (with SoftHSM, session objects outlive their token). One derive per
+ * second costs nothing measurable.
+ */
+const DATA_KEY_MAX_AGE_MS = 1000;
 const GCM_IV_BYTES = 12;
 const GCM_TAG_BYTES = 16;
 
@@ -361,7 +369,7 @@ export class Hsm {
   private session: Handle | undefined;
   private readonly rootKeys = new Map<string, Handle>();
   /** The v2 data key of each root key version, derived once per session (session objects). */
-  private readonly dataKeys = new Map<string, Handle>();
+  private readonly dataKeys = new Map<string, { readonly handle: Handle; readonly derivedAt: number }>();
   private readonly queue = new SerialQueue();
   private closeRequested = false;
   private closing: Promise<void> | undefined;
@@ -849,7 +857,12 @@ export class Hsm {
   /** The v2 data key of root key `label`: derived on first use in this session, then reused. */
   private dataKey(s: Handle, label: string): Handle {
     const cached = this.dataKeys.get(label);
-    if (cached) return cached;
+    const now = performance.now();
+    if (cached && now - cached.derivedAt < DATA_KEY_MAX_AGE_MS) return cached.handle;
+    if (cached) {
+      this.dataKeys.delete(label);
+      this.destroyQuietly(s, cached.handle);
+    }
     const crk = this.rootKey(s, label);
     const parameter: AesCBC = { type: C.CK_PARAMS_AES_CBC, iv: Buffer.alloc(16), data: createHash('sha256').update(DATA_KEY_DOMAIN, 'utf8').digest() };
     let dk: Handle;
@@ -868,7 +881,7 @@ export class Hsm {
       if (ckr !== undefined && (SESSION_LOST_CODES.has(ckr) || STALE_HANDLE_CODES.has(ckr))) throw e;
       throw toHsmError(e, 'MODULE_ERROR', 'cannot derive the data key', 'C_DeriveKey');
     }
-    this.dataKeys.set(label, dk);
+    this.dataKeys.set(label, { handle: dk, derivedAt: now });
     return dk;
   }
 
