@@ -14,6 +14,7 @@ import type { ConnectionGate, Refusal } from './client-trust.js';
 import { handshakeFailureReason } from './metrics.js';
 import { ClientConnectionCounter, ConnectionTimers, HandshakeDeadlines, type ConnectionLimits } from './connection-guard.js';
 import { DEFAULT_LIMITS } from './limits.js';
+import { whenLogsWritten } from './log-destination.js';
 
 /**
  * Requests read from one connection and not yet answered. Past it we stop reading from the socket
@@ -124,7 +125,8 @@ export class KmipServer {
     }
     if ('refused' in client) {
       this.opts.observe?.handshakeFailed(client.refused);
-      socket.destroy(); // the gate logged and audited why
+      // The gate logged and audited why; that line is with the kernel before the peer sees the close.
+      whenLogsWritten(() => socket.destroy());
       return;
     }
     if (!this.perClient.tryAcquire(client.fingerprintSha256)) {
@@ -212,8 +214,16 @@ export class KmipServer {
     try {
       const result = await this.opts.dispatcher.handle(raw, client);
       raw.fill(0); // a Register request carries plaintext key material
-      await new Promise<void>((resolve) => {
-        socket.write(result.response, () => resolve());
+      // Not before its audit lines are with the kernel; the answers finished in one turn of the
+      // event loop share one write of the audit log.
+      await new Promise<void>((resolve, reject) => {
+        whenLogsWritten(() => {
+          try {
+            socket.write(result.response, () => resolve());
+          } catch (err) {
+            reject(err);
+          }
+        });
       });
       if (result.sensitive) result.response.fill(0);
       if (result.close || last()) socket.end();
