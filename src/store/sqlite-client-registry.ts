@@ -5,6 +5,7 @@
 // process) commits, and total_changes() when anything on this connection writes. A revocation is
 // therefore still seen by the very next request, as if the row were read each time.
 import type Database from 'better-sqlite3';
+import { SqliteChangeWatch } from './sqlite-change-watch.js';
 import {
   caTrustClash,
   ClientRegistryError,
@@ -34,12 +35,12 @@ const MAX_CACHED_CREDENTIALS = 10_000;
 export class SqliteClientRegistry implements ClientRegistry {
   private readonly stmts;
   private readonly throttle = new TouchThrottle();
-  /** activeCredential answers (undefined: not active) as of `seenDataVersion` / `seenTotalChanges`. */
+  /** activeCredential answers (undefined: not active) since `changes` last moved. */
   private readonly credentials = new Map<number, ActiveCredential | undefined>();
-  private seenDataVersion = -1;
-  private seenTotalChanges = -1;
+  private readonly changes: SqliteChangeWatch;
 
   constructor(private readonly db: Database.Database) {
+    this.changes = new SqliteChangeWatch(db);
     this.stmts = {
       client: db.prepare('SELECT * FROM clients WHERE name = ?'),
       clients: db.prepare('SELECT * FROM clients ORDER BY name'),
@@ -53,10 +54,6 @@ export class SqliteClientRegistry implements ClientRegistry {
       anyLeafByFingerprint: db.prepare(`SELECT * FROM client_credentials WHERE kind <> 'ca' AND fingerprint = ?`),
       activeCas: db.prepare(`${ACTIVE} AND cc.kind = 'ca' ORDER BY cc.id`),
       activeById: db.prepare(`${ACTIVE} AND cc.id = ?`),
-      dataVersion: db.prepare('PRAGMA data_version').pluck(),
-      // Counts every row any statement on this connection changed (this registry, the store, or
-      // any other module sharing the connection): no write here can go unnoticed.
-      totalChanges: db.prepare('SELECT total_changes()').pluck(),
       revokeClient: db.prepare('UPDATE clients SET revoked_at = ?, revocation_reason = ? WHERE name = ? AND revoked_at IS NULL'),
       revokeCredentialsOf: db.prepare('UPDATE client_credentials SET revoked_at = ? WHERE client_name = ? AND revoked_at IS NULL'),
       revokeCredential: db.prepare('UPDATE client_credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
@@ -155,7 +152,7 @@ export class SqliteClientRegistry implements ClientRegistry {
   async activeCredential(id: number): Promise<ActiveCredential | undefined> {
     // Inside a transaction a read may see changes that a rollback would undo: never remember it.
     if (this.db.inTransaction) return this.readActiveCredential(id);
-    this.forgetIfChanged();
+    if (this.changes.changed()) this.credentials.clear();
     if (this.credentials.has(id)) return this.credentials.get(id);
     // Read after the versions were noted: a commit in between makes the next check forget it.
     const cred = this.readActiveCredential(id);
@@ -167,16 +164,6 @@ export class SqliteClientRegistry implements ClientRegistry {
   private readActiveCredential(id: number): ActiveCredential | undefined {
     const row = this.stmts.activeById.get(id) as ActiveRow | undefined;
     return row && toActive(row);
-  }
-
-  /** Drops remembered credentials if any connection may have changed the database since. */
-  private forgetIfChanged(): void {
-    const dataVersion = this.stmts.dataVersion.get() as number;
-    const totalChanges = this.stmts.totalChanges.get() as number;
-    if (dataVersion === this.seenDataVersion && totalChanges === this.seenTotalChanges) return;
-    this.credentials.clear();
-    this.seenDataVersion = dataVersion;
-    this.seenTotalChanges = totalChanges;
   }
 
   async touch(name: string, fingerprint: string, now = new Date(), minIntervalS = 60): Promise<void> {

@@ -10,6 +10,7 @@ import { dateTime } from '../ttlv/build.js';
 import type { Attribute } from '../kmip/attributes.js';
 import { MIGRATIONS } from './sqlite-migrations.js';
 import { WalSync } from './sqlite-wal-sync.js';
+import { SqliteChangeWatch } from './sqlite-change-watch.js';
 import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
 
 interface ObjectRow {
@@ -49,6 +50,16 @@ function attributesFrom(entries: readonly AttributeEntry[], values: Uint8Array):
   });
   if (at !== values.length) throw new Error(`attribute values are ${values.length} bytes, their entries say ${at}`);
   return attrs;
+}
+
+/** Objects kept by SqliteStore.get (a few KiB each). */
+const MAX_RECENT_OBJECTS = 8192;
+
+/** Freezes plain objects and arrays all the way down (byte buffers cannot be frozen). */
+function deepFreeze<T>(v: T): T {
+  if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v) || Object.isFrozen(v)) return v;
+  for (const child of Object.values(v)) deepFreeze(child);
+  return Object.freeze(v);
 }
 
 /** How long a write probe (readiness) waits for another process's write lock. */
@@ -96,6 +107,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
   constructor(path: string) {
     this.db = openSqliteDatabase(path);
     this.walSync = new WalSync(`${path}-wal`);
+    this.changes = new SqliteChangeWatch(this.db);
     const db = this.db;
     this.stmts = {
       insertObject: db.prepare(
@@ -212,7 +224,28 @@ export class SqliteStore implements KeyStore, StoreHealth {
     for (const a of attrs) this.stmts.insertAttribute.run(seq, a.name, a.index, encodeTtlv(a.value));
   }
 
+  /**
+   * Objects read recently, as long as nothing may have written the database since (see
+   * SqliteChangeWatch): a boot storm fetches the same keys again and again, and reading and
+   * decoding an object was the largest cost of a Get after the HSM. Holds wrapped keys and
+   * attributes only, never key material; entries are frozen, the oldest goes first.
+   */
+  private readonly recent = new Map<string, StoredObject>();
+  private readonly changes: SqliteChangeWatch;
+
   async get(id: string): Promise<StoredObject | undefined> {
+    if (this.changes.changed()) this.recent.clear();
+    const hit = this.recent.get(id);
+    if (hit) return hit;
+    const obj = this.readObject(id);
+    if (obj && !this.db.inTransaction) {
+      if (this.recent.size >= MAX_RECENT_OBJECTS) this.recent.delete(this.recent.keys().next().value!);
+      this.recent.set(id, deepFreeze(obj));
+    }
+    return obj;
+  }
+
+  private readObject(id: string): StoredObject | undefined {
     const row = this.stmts.objectWithAttributes.get(id) as ObjectWithAttributesRow | undefined;
     if (!row) return undefined;
     const [objectId, tenant, objectType, state, rootKeyLabel, mechanism, wrappedKey, list, values] = row;

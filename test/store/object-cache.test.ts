@@ -1,0 +1,71 @@
+// SqliteStore.get answers recently read objects from memory while the database cannot have
+// changed. Whoever changes an object — this store, another module on the same connection, another
+// process — the very next get sees it; and nothing can alter what the cache holds.
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { ObjectType, State, Tag } from '../../src/kmip/registry/generated.js';
+import { integer, textString } from '../../src/ttlv/index.js';
+
+let dir: string;
+let store: SqliteStore;
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'kmipd-objcache-'));
+  store = new SqliteStore(join(dir, 'kmipd.db'));
+  await store.insert({
+    id: 'k1',
+    tenant: 't',
+    objectType: ObjectType.SymmetricKey,
+    state: State.PreActive,
+    wrapped: { rootKeyLabel: 'crk', mechanism: 'aes-gcm-v2', blob: new Uint8Array(60).fill(7) },
+    attributes: [{ name: 'Name', index: 0, value: textString(Tag.AttributeValue, 'first') }],
+  });
+});
+afterEach(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const nameOf = async () => (await store.get('k1'))!.attributes.find((a) => a.name === 'Name')!.value.value;
+
+it('sees a change made through the store itself', async () => {
+  expect((await store.get('k1'))!.state).toBe(State.PreActive);
+  expect((await store.get('k1'))!.state).toBe(State.PreActive); // from memory
+  await store.update('k1', { state: State.Active });
+  expect((await store.get('k1'))!.state).toBe(State.Active);
+});
+
+it('sees a change committed by another process (another connection)', async () => {
+  expect(await nameOf()).toBe('first');
+  const other = new Database(join(dir, 'kmipd.db'));
+  other.prepare("UPDATE objects SET state = ?, wrapped_key = NULL, wrap_mechanism = NULL WHERE id = 'k1'").run(State.Destroyed);
+  other.close();
+  const after = await store.get('k1');
+  expect(after!.state).toBe(State.Destroyed);
+  expect(after!.wrapped).toBeUndefined();
+});
+
+it('sees a change written by other code on the same connection', async () => {
+  expect(await nameOf()).toBe('first');
+  store.db.prepare("UPDATE attributes SET value = ? WHERE name = 'Name'").run(Buffer.from([0x42, 0x00, 0x0b, 0x07, 0x00, 0x00, 0x00, 0x06, 0x73, 0x65, 0x63, 0x6f, 0x6e, 0x64, 0, 0]));
+  expect(await nameOf()).toBe('second');
+});
+
+it('hands out objects that cannot be altered', async () => {
+  const a = await store.get('k1');
+  const b = await store.get('k1');
+  expect(b).toBe(a); // the same cached object
+  expect(() => (a!.attributes as unknown as unknown[]).push(integer(Tag.AttributeValue, 1))).toThrow(TypeError);
+  expect(() => Object.assign(a!, { state: State.Active })).toThrow(TypeError);
+  expect(() => Object.assign(a!.attributes[0]!, { name: 'x' })).toThrow(TypeError);
+  expect((await store.get('k1'))!.state).toBe(State.PreActive);
+});
+
+it('a missing object is not remembered as missing', async () => {
+  expect(await store.get('k2')).toBeUndefined();
+  await store.insert({ id: 'k2', tenant: 't', objectType: ObjectType.SymmetricKey, state: State.PreActive, wrapped: { rootKeyLabel: 'crk', mechanism: 'aes-gcm-v2', blob: new Uint8Array(60) }, attributes: [] });
+  expect((await store.get('k2'))!.id).toBe('k2');
+});
