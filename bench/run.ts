@@ -50,6 +50,8 @@ PyKMIP's server (Debian python3-pykmip), same workloads in the same run:
 other suites:
   --key-scale LIST         store sizes for the keyscale suite (1000,100000)
   --million                add 1000000 to --key-scale (takes about 10 minutes more)
+  --key-sample N           keys the keyscale workloads address, spread over the store (2000);
+                           more than kmipd keeps in memory (8192) measures reads from the file
   --idle N                 idle connections to hold (10000)
   --handshake-duration S   measured seconds per handshake run (5)
   --profile-dir DIR        where the profile suite writes .cpuprofile files (bench/out/<run>/profiles)
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
       'pykmip-seed-keys': { type: 'string' },
       'key-scale': { type: 'string' },
       million: { type: 'boolean' },
+      'key-sample': { type: 'string' },
       idle: { type: 'string' },
       'handshake-duration': { type: 'string' },
       'profile-dir': { type: 'string' },
@@ -214,7 +217,7 @@ async function main(): Promise<void> {
         save(false);
       }
       if (want('keyscale')) {
-        partial.keyScale = await runKeyScale(ctx, { sizes, sample: quick ? 100 : 2000, load, loadedConnections: connections, repeat, keep: values.keep === true });
+        partial.keyScale = await runKeyScale(ctx, { sizes, sample: num('key-sample', values['key-sample'], quick ? 100 : 2000, 10), load, loadedConnections: connections, repeat, keep: values.keep === true });
         save(false);
       }
       if (want('components')) {
