@@ -217,7 +217,7 @@ async function main(): Promise<void> {
         save(false);
       }
       if (want('keyscale')) {
-        partial.keyScale = await runKeyScale(ctx, { sizes, sample: num('key-sample', values['key-sample'], quick ? 100 : 2000, 10), load, loadedConnections: connections, repeat, keep: values.keep === true });
+        partial.keyScale = await runKeyScale(ctx, { sizes, sample: num('key-sample', values['key-sample'], 2000, 100), load, loadedConnections: connections, repeat, keep: values.keep === true });
         save(false);
       }
       if (want('components')) {
