@@ -23,6 +23,9 @@ export interface HsmConfig {
   env?: Record<string, string>;
 }
 
+/** Most sessions an HsmPool opens: more than libuv's threads or an HSM's client licence would serve. */
+export const MAX_HSM_SESSIONS = 64;
+
 /** PKCS#11 text fields (token label) are at most 32 bytes. */
 export const MAX_PKCS11_LABEL_BYTES = 32;
 

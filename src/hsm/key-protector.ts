@@ -346,6 +346,38 @@ function unwrapError(e: unknown): unknown {
   return toHsmError(e, 'UNWRAP_FAILED', 'wrapped key does not belong to this object or is corrupt', 'C_UnwrapKey');
 }
 
+/** Classifies a C_EncryptInit / C_Encrypt failure like unwrapError does. */
+function encryptError(e: unknown): unknown {
+  const ckr = pkcs11CodeOf(e);
+  if (ckr !== undefined && (SESSION_LOST_CODES.has(ckr) || STALE_HANDLE_CODES.has(ckr))) return e;
+  return toHsmError(e, 'MODULE_ERROR', 'cannot encrypt key', 'C_Encrypt');
+}
+
+/** The buffers of one v2 C_Encrypt or C_Decrypt. */
+interface GcmCall {
+  readonly iv: Buffer;
+  readonly input: Buffer;
+  readonly out: Buffer;
+}
+
+/** The v2 blob from C_Encrypt's output (`sealed`, a view of call.out). */
+function gcmWrapped(rootKeyLabel: string, kind: SecretKind, call: GcmCall, sealed: Buffer): WrappedKey {
+  if (sealed.length !== call.out.length) throw new HsmError('MODULE_ERROR', 'the HSM returned an AES-GCM result of an unexpected length');
+  return Object.freeze({ rootKeyLabel, mechanism: mechanismFor(kind, 'v2'), blob: Buffer.concat([call.iv, sealed]) });
+}
+
+/** Our own copy of C_Decrypt's output (`opened`, a view of `out`), checked; `out` is zeroed. */
+function gcmOpened(kind: SecretKind, out: Buffer, opened: Buffer): Buffer {
+  const value = Buffer.alloc(opened.length);
+  opened.copy(value);
+  out.fill(0);
+  if (kind === 'aes' && !AES_KEY_BYTES.has(value.length)) {
+    value.fill(0);
+    throw new HsmError('UNWRAP_FAILED', 'unwrapped key has an invalid length');
+  }
+  return value;
+}
+
 function readBool(v: Buffer | undefined): boolean | undefined {
   return v && v.length > 0 ? v[0] !== 0 : undefined;
 }
@@ -361,7 +393,31 @@ function readUlong(v: Buffer | undefined): number | undefined {
 /** PINs live outside the instance so console.log / JSON.stringify of an Hsm cannot show them. */
 const pins = new WeakMap<Hsm, string>();
 
-export class Hsm {
+export interface HsmOpenOptions {
+  /**
+   * Run C_Encrypt and C_Decrypt of format v2 (a Get's and a Create's HSM round trip) on libuv's
+   * thread pool instead of the event loop. Worth it only when the HSM takes milliseconds per call
+   * and several sessions run side by side (HsmPool); with SoftHSM the hand-off costs more than the
+   * call. The other calls (the Inits, C_GenerateRandom, which pkcs11js runs synchronously only,
+   * and the once-per-session ones) stay on the event loop.
+   */
+  readonly threadPool?: boolean | undefined;
+}
+
+/** What the server uses of an HSM connection: one Hsm, or an HsmPool of them. */
+export interface HsmConnection {
+  ensureRootKey(): Promise<{ created: boolean }>;
+  hasRootKey(label?: string): Promise<boolean>;
+  generateWrappedKey(objectId: string, bits: AesKeyLength, opts?: WrapOptions): Promise<GeneratedKey>;
+  wrapPlaintextKey(objectId: string, key: Uint8Array, opts?: WrapOptions): Promise<WrappedKey>;
+  wrapSecretBytes(objectId: string, secret: Uint8Array, opts?: WrapOptions): Promise<WrappedKey>;
+  unwrapKey(objectId: string, wrapped: WrappedKey): Promise<Buffer>;
+  rewrapKey(objectId: string, wrapped: WrappedKey, newRootKeyLabel: string): Promise<WrappedKey>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class Hsm implements HsmConnection {
   private readonly config: Readonly<Omit<HsmConfig, 'pin'>>;
   private readonly mod: ModuleEntry;
   private readonly p11: PKCS11;
@@ -371,10 +427,13 @@ export class Hsm {
   /** The v2 data key of each root key version, derived once per session (session objects). */
   private readonly dataKeys = new Map<string, { readonly handle: Handle; readonly derivedAt: number }>();
   private readonly queue = new SerialQueue();
+  private readonly threadPool: boolean;
+  /** Buffers of the thread-pool call in flight (see offloaded()). */
+  private pinned: readonly Buffer[] = [];
   private closeRequested = false;
   private closing: Promise<void> | undefined;
 
-  private constructor(config: HsmConfig, mod: ModuleEntry, slot: Handle) {
+  private constructor(config: HsmConfig, mod: ModuleEntry, slot: Handle, opts: HsmOpenOptions) {
     this.config = Object.freeze({
       modulePath: config.modulePath,
       tokenLabel: config.tokenLabel,
@@ -386,18 +445,19 @@ export class Hsm {
     this.mod = mod;
     this.p11 = mod.p11;
     this.slot = slot;
+    this.threadPool = opts.threadPool === true;
   }
 
   /**
    * Applies config.env, C_Initialize (shared with other open Hsm instances of the same module in
    * this process), finds the token by label, opens a R/W session and logs in as user.
    */
-  static async open(config: HsmConfig): Promise<Hsm> {
+  static async open(config: HsmConfig, opts: HsmOpenOptions = {}): Promise<Hsm> {
     validateHsmConfig(config);
     const mod = acquireModule(config.modulePath, config.env);
     try {
       const slot = findTokenSlot(mod.p11, config.tokenLabel);
-      const hsm = new Hsm(config, mod, slot);
+      const hsm = new Hsm(config, mod, slot, opts);
       hsm.session = hsm.openLoggedInSession();
       registerLogin(mod, slot, config.pin);
       return hsm;
@@ -454,8 +514,9 @@ export class Hsm {
     }
     const label = wrapLabel(opts, this.config.activeRootKeyLabel?.() ?? this.config.rootKeyLabel);
     if ((opts.format ?? 'v2') === 'v2') {
-      return this.queue.run(() =>
-        this.withSession('generateWrappedKey', (s) => {
+      return this.inSession(
+        'generateWrappedKey',
+        (s) => {
           const dk = this.dataKey(s, label);
           const key = this.randomBytes(s, bits / 8);
           try {
@@ -464,7 +525,17 @@ export class Hsm {
           } finally {
             key.fill(0);
           }
-        }),
+        },
+        async (s) => {
+          const dk = this.dataKey(s, label);
+          const key = this.randomBytes(s, bits / 8);
+          try {
+            const digest = createHash('sha256').update(key).digest();
+            return Object.freeze({ ...(await this.gcmWrapOffloaded(s, dk, label, objectId, 'aes', key)), digest });
+          } finally {
+            key.fill(0);
+          }
+        },
       );
     }
     return this.queue.run(() =>
@@ -525,9 +596,15 @@ export class Hsm {
     validateObjectId(objectId);
     const label = wrapLabel(opts, this.config.activeRootKeyLabel?.() ?? this.config.rootKeyLabel);
     const mechanism = mechanismFor(kind, opts.format ?? 'v2');
+    if (isGcm(mechanism)) {
+      return this.inSession(
+        'wrapPlaintextKey',
+        (s) => this.gcmWrap(s, this.dataKey(s, label), label, objectId, kind, key),
+        (s) => this.gcmWrapOffloaded(s, this.dataKey(s, label), label, objectId, kind, key),
+      );
+    }
     return this.queue.run(() =>
       this.withSession('wrapPlaintextKey', (s) => {
-        if (isGcm(mechanism)) return this.gcmWrap(s, this.dataKey(s, label), label, objectId, kind, key);
         const crk = this.rootKey(s, label);
         const value = Buffer.alloc(key.length); // not from the shared pool, so zeroing really erases it
         let imported: Handle;
@@ -559,7 +636,11 @@ export class Hsm {
     validateObjectId(objectId);
     const checked = checkedBlob(wrapped);
     const label = wrapped.rootKeyLabel;
-    return this.queue.run(() => this.withSession('unwrapKey', (s) => this.openBlob(s, label, objectId, checked)));
+    return this.inSession(
+      'unwrapKey',
+      (s) => this.openBlob(s, label, objectId, checked),
+      (s) => this.openBlobOffloaded(s, label, objectId, checked),
+    );
   }
 
   /**
@@ -573,16 +654,27 @@ export class Hsm {
     const checked = checkedBlob(wrapped);
     const newLabel = wrapLabel({ rootKeyLabel: newRootKeyLabel }, newRootKeyLabel);
     const oldLabel = wrapped.rootKeyLabel;
-    return this.queue.run(() =>
-      this.withSession('rewrapKey', (s) => {
+    const kind = kindOf(checked.mechanism);
+    return this.inSession(
+      'rewrapKey',
+      (s) => {
         const newDk = this.dataKey(s, newLabel);
         const value = this.openBlob(s, oldLabel, objectId, checked);
         try {
-          return this.gcmWrap(s, newDk, newLabel, objectId, kindOf(checked.mechanism), value);
+          return this.gcmWrap(s, newDk, newLabel, objectId, kind, value);
         } finally {
           value.fill(0);
         }
-      }),
+      },
+      async (s) => {
+        const newDk = this.dataKey(s, newLabel);
+        const value = await this.openBlobOffloaded(s, oldLabel, objectId, checked);
+        try {
+          return await this.gcmWrapOffloaded(s, newDk, newLabel, objectId, kind, value);
+        } finally {
+          value.fill(0);
+        }
+      },
     );
   }
 
@@ -713,21 +805,65 @@ export class Hsm {
       try {
         return op(s);
       } catch (e) {
-        if (e instanceof HsmError) throw e;
-        const ckr = pkcs11CodeOf(e);
-        if (ckr !== undefined && SESSION_LOST_CODES.has(ckr)) {
-          if (retried) throw new HsmError('SESSION_LOST', `${what}: HSM session lost`, { pkcs11Code: ckr, cause: e });
-          retried = true;
-          this.reestablish(what);
-          continue;
-        }
-        if (ckr !== undefined && STALE_HANDLE_CODES.has(ckr) && !retried) {
-          retried = true;
-          this.forgetKeyHandles();
-          continue;
-        }
-        throw toHsmError(e, 'MODULE_ERROR', `${what} failed`);
+        this.prepareRetry(what, e, retried);
+        retried = true;
       }
+    }
+  }
+
+  /** withSession for an `op` that awaits the thread pool; same retries. */
+  private async withSessionAsync<T>(what: string, op: (session: Handle) => Promise<T>): Promise<T> {
+    let retried = false;
+    for (;;) {
+      const s = this.session ?? this.reestablish(what);
+      try {
+        return await op(s);
+      } catch (e) {
+        this.prepareRetry(what, e, retried);
+        retried = true;
+      }
+    }
+  }
+
+  /**
+   * After `op` failed: returns when it is worth running once more (a lost session was reopened,
+   * stale key handles were forgotten), else throws the error to report.
+   */
+  private prepareRetry(what: string, e: unknown, retried: boolean): void {
+    if (e instanceof HsmError) throw e;
+    const ckr = pkcs11CodeOf(e);
+    if (ckr !== undefined && SESSION_LOST_CODES.has(ckr)) {
+      if (retried) throw new HsmError('SESSION_LOST', `${what}: HSM session lost`, { pkcs11Code: ckr, cause: e });
+      this.reestablish(what);
+      return;
+    }
+    if (ckr !== undefined && STALE_HANDLE_CODES.has(ckr) && !retried) {
+      this.forgetKeyHandles();
+      return;
+    }
+    throw toHsmError(e, 'MODULE_ERROR', `${what} failed`);
+  }
+
+  /**
+   * Runs an operation on this instance's session, one at a time: `sync` on the event loop, or,
+   * with the threadPool option, `offloaded`, which runs its slow calls on libuv's thread pool.
+   */
+  private inSession<T>(what: string, sync: (session: Handle) => T, offloaded: (session: Handle) => Promise<T>): Promise<T> {
+    return this.threadPool
+      ? this.queue.run(() => this.withSessionAsync(what, offloaded))
+      : this.queue.run(() => this.withSession(what, sync));
+  }
+
+  /**
+   * C_Encrypt or C_Decrypt (after its Init) on libuv's thread pool. pkcs11js hands the worker raw
+   * pointers and keeps only `out` referenced: `pinned` keeps `input` alive until the call returns.
+   */
+  private async offloaded(call: 'C_Encrypt' | 'C_Decrypt', s: Handle, input: Buffer, out: Buffer): Promise<Buffer> {
+    this.pinned = [input, out];
+    try {
+      return await (call === 'C_Encrypt' ? this.p11.C_EncryptAsync(s, input, out) : this.p11.C_DecryptAsync(s, input, out));
+    } finally {
+      this.pinned = [];
     }
   }
 
@@ -899,50 +1035,83 @@ export class Hsm {
 
   /** Format v2: iv || AES-GCM(dk, iv, aad(kind, objectId), value) || tag, encrypted by the HSM. */
   private gcmWrap(s: Handle, dk: Handle, rootKeyLabel: string, objectId: string, kind: SecretKind, value: Uint8Array): WrappedKey {
+    const call = this.beginGcmWrap(s, dk, objectId, kind, value);
+    try {
+      return gcmWrapped(rootKeyLabel, kind, call, this.p11.C_Encrypt(s, call.input, call.out));
+    } catch (e) {
+      throw encryptError(e);
+    } finally {
+      call.input.fill(0);
+    }
+  }
+
+  /** gcmWrap with C_Encrypt on the thread pool. */
+  private async gcmWrapOffloaded(s: Handle, dk: Handle, rootKeyLabel: string, objectId: string, kind: SecretKind, value: Uint8Array): Promise<WrappedKey> {
+    const call = this.beginGcmWrap(s, dk, objectId, kind, value);
+    try {
+      return gcmWrapped(rootKeyLabel, kind, call, await this.offloaded('C_Encrypt', s, call.input, call.out));
+    } catch (e) {
+      throw encryptError(e);
+    } finally {
+      call.input.fill(0);
+    }
+  }
+
+  /** Draws the IV and starts the encryption; the caller runs C_Encrypt and zeroes `input`. */
+  private beginGcmWrap(s: Handle, dk: Handle, objectId: string, kind: SecretKind, value: Uint8Array): GcmCall {
     const iv = this.randomBytes(s, GCM_IV_BYTES);
     const input = Buffer.alloc(value.length); // pkcs11js wants a Buffer; ours, so zeroing erases it
+    input.set(value);
     try {
-      input.set(value);
-      const out = Buffer.alloc(value.length + GCM_TAG_BYTES);
-      let sealed: Buffer;
-      try {
-        this.p11.C_EncryptInit(s, gcmMechanism(iv, gcmAad(kind, objectId)), dk);
-        sealed = this.p11.C_Encrypt(s, input, out);
-      } catch (e) {
-        const ckr = pkcs11CodeOf(e);
-        if (ckr !== undefined && (SESSION_LOST_CODES.has(ckr) || STALE_HANDLE_CODES.has(ckr))) throw e;
-        throw toHsmError(e, 'MODULE_ERROR', 'cannot encrypt key', 'C_Encrypt');
-      }
-      if (sealed.length !== out.length) throw new HsmError('MODULE_ERROR', 'the HSM returned an AES-GCM result of an unexpected length');
-      return Object.freeze({ rootKeyLabel, mechanism: mechanismFor(kind, 'v2'), blob: Buffer.concat([iv, sealed]) });
-    } finally {
+      this.p11.C_EncryptInit(s, gcmMechanism(iv, gcmAad(kind, objectId)), dk);
+    } catch (e) {
       input.fill(0);
+      throw encryptError(e);
     }
+    return { iv, input, out: Buffer.alloc(value.length + GCM_TAG_BYTES) };
+  }
+
+  /** Checks the blob's shape and starts the v2 decryption; the caller runs C_Decrypt. */
+  private beginGcmOpen(s: Handle, label: string, objectId: string, mechanism: GcmMechanism, blob: Buffer): GcmCall {
+    const dk = this.dataKey(s, label);
+    const iv = blob.subarray(0, GCM_IV_BYTES);
+    try {
+      this.p11.C_DecryptInit(s, gcmMechanism(iv, gcmAad(kindOf(mechanism), objectId)), dk);
+    } catch (e) {
+      throw unwrapError(e);
+    }
+    // SoftHSM asks room for the whole input
+    return { iv, input: blob.subarray(GCM_IV_BYTES), out: Buffer.alloc(blob.length) };
+  }
+
+  /** openBlob with C_Decrypt of format v2 on the thread pool (v1 blobs stay on the event loop). */
+  private async openBlobOffloaded(s: Handle, label: string, objectId: string, checked: CheckedBlob): Promise<Buffer> {
+    const { mechanism, blob } = checked;
+    if (!isGcm(mechanism)) return this.openBlob(s, label, objectId, checked);
+    const call = this.beginGcmOpen(s, label, objectId, mechanism, blob);
+    let opened: Buffer;
+    try {
+      opened = await this.offloaded('C_Decrypt', s, call.input, call.out);
+    } catch (e) {
+      call.out.fill(0);
+      throw unwrapError(e);
+    }
+    return gcmOpened(kindOf(mechanism), call.out, opened);
   }
 
   /** The plaintext of a checked blob (either format). The caller zeroes it. */
   private openBlob(s: Handle, label: string, objectId: string, checked: CheckedBlob): Buffer {
     const { mechanism, blob } = checked;
     if (isGcm(mechanism)) {
-      const dk = this.dataKey(s, label);
-      const kind = kindOf(mechanism);
-      const out = Buffer.alloc(blob.length); // SoftHSM asks room for the whole input
+      const call = this.beginGcmOpen(s, label, objectId, mechanism, blob);
       let opened: Buffer;
       try {
-        this.p11.C_DecryptInit(s, gcmMechanism(blob.subarray(0, GCM_IV_BYTES), gcmAad(kind, objectId)), dk);
-        opened = this.p11.C_Decrypt(s, blob.subarray(GCM_IV_BYTES), out);
+        opened = this.p11.C_Decrypt(s, call.input, call.out);
       } catch (e) {
-        out.fill(0);
+        call.out.fill(0);
         throw unwrapError(e);
       }
-      const value = Buffer.alloc(opened.length);
-      opened.copy(value);
-      out.fill(0);
-      if (kind === 'aes' && !AES_KEY_BYTES.has(value.length)) {
-        value.fill(0);
-        throw new HsmError('UNWRAP_FAILED', 'unwrapped key has an invalid length');
-      }
-      return value;
+      return gcmOpened(kindOf(mechanism), call.out, opened);
     }
     const crk = this.rootKey(s, label);
     const kw = this.deriveWrappingKey(s, crk, objectId, 'unwrap');

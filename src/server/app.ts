@@ -1,7 +1,7 @@
 // Wires a data folder into a running server: config → HSM session → store → dispatcher → listener.
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import { Hsm } from '../hsm/index.js';
+import { openHsmConnection } from '../hsm/index.js';
 import { openStoreBackend } from '../store/backend.js';
 import { describeStore, resolveStoreLocation } from '../store/store-location.js';
 import { Dispatcher } from '../operations/dispatch.js';
@@ -73,14 +73,22 @@ export async function startServer(
   }
   // The PIN is read again on every (re)connection, never kept by the server.
   const openHsm = () =>
-    Hsm.open({
-      modulePath: cfg.hsm.module,
-      tokenLabel: cfg.hsm.tokenLabel,
-      pin: readPin(dataDir, cfg.hsm.pin),
-      rootKeyLabel: cfg.hsm.rootKeyLabel,
-      activeRootKeyLabel: operator.activeRootKeyLabel,
-      ...(cfg.hsm.softhsmConf ? { env: { SOFTHSM2_CONF: resolveIn(dataDir, cfg.hsm.softhsmConf) } } : {}),
-    });
+    openHsmConnection(
+      {
+        modulePath: cfg.hsm.module,
+        tokenLabel: cfg.hsm.tokenLabel,
+        pin: readPin(dataDir, cfg.hsm.pin),
+        rootKeyLabel: cfg.hsm.rootKeyLabel,
+        activeRootKeyLabel: operator.activeRootKeyLabel,
+        ...(cfg.hsm.softhsmConf ? { env: { SOFTHSM2_CONF: resolveIn(dataDir, cfg.hsm.softhsmConf) } } : {}),
+      },
+      cfg.hsm.sessions,
+    );
+  // libuv sizes its thread pool once, before this code runs: sessions beyond it wait for a thread.
+  const uvThreads = Number(process.env['UV_THREADPOOL_SIZE']) || 4;
+  if (cfg.hsm.sessions > uvThreads) {
+    log.warn({ sessions: cfg.hsm.sessions, uvThreads }, 'hsm.sessions exceeds the libuv thread pool: set UV_THREADPOOL_SIZE to at least hsm.sessions');
+  }
   const hsm = await openHsm().catch(async (err: unknown) => {
     operator.close();
     await backend.close();

@@ -7,6 +7,7 @@
 // is checked against KmipdConfig: a setting added to one and not the other does not compile.
 import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
+import { MAX_HSM_SESSIONS } from '../hsm/config.js';
 import { DEFAULT_LIMITS, LIMIT_MINIMUM, type LimitName, type Limits } from './limits.js';
 
 export { DEFAULT_LIMITS, type Limits } from './limits.js';
@@ -25,6 +26,8 @@ export interface KmipdConfig {
     readonly rootKeyLabel: string;
     /** SoftHSM only: its configuration file, passed as SOFTHSM2_CONF. */
     readonly softhsmConf?: string | undefined;
+    /** PKCS#11 sessions `serve` opens; more than 1 runs the HSM's slow calls off the event loop. */
+    readonly sessions?: number | undefined;
   };
   readonly store: {
     readonly sqlite: string;
@@ -41,8 +44,11 @@ export interface KmipdConfig {
   readonly limits: Limits;
 }
 
-/** A loaded configuration: every section with a default is present. */
-export type ResolvedConfig = KmipdConfig & { readonly admin: { readonly listen: string | undefined } };
+/** A loaded configuration: every section and setting with a default is present. */
+export type ResolvedConfig = KmipdConfig & {
+  readonly admin: { readonly listen: string | undefined };
+  readonly hsm: { readonly sessions: number };
+};
 
 export const CONFIG_FILE = 'kmipd.json';
 export const DEFAULT_LISTEN = '127.0.0.1:5696';
@@ -111,6 +117,13 @@ function storeUrl(value: unknown, where: string): string | undefined {
     throw new Error(`${where} must not hold the password: give it with store.passwordEnv, PGPASSWORD or ~/.pgpass`);
   }
   return s;
+}
+
+function sessionCount(value: unknown, where: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_HSM_SESSIONS) {
+    throw new Error(`${where} must be an integer from 1 to ${MAX_HSM_SESSIONS}, got ${shown(value)}`);
+  }
+  return value;
 }
 
 function flag(value: unknown, where: string): boolean {
@@ -237,6 +250,13 @@ export const CONFIG_SCHEMA = section<KmipdConfig>({
       default: undefined,
       defaultText: 'absent (`init` writes `hsm/softhsm2.conf` for its SoftHSM token)',
       parse: optionalText,
+    }),
+    sessions: defaulted<number | undefined>({
+      type: `integer 1–${MAX_HSM_SESSIONS}`,
+      description:
+        'PKCS#11 sessions `serve` opens. `1`: every HSM call on the event loop, fastest with an HSM inside the process (SoftHSM). More, for a network HSM (milliseconds per call): up to that many calls in flight, their encrypt and decrypt on libuv threads while requests keep being served; above 4, set `UV_THREADPOOL_SIZE` in the environment to at least this many',
+      default: 1,
+      parse: sessionCount,
     }),
   }),
   store: section({

@@ -1,11 +1,12 @@
 // Keeps the server connected to its HSM. The Hsm class already reopens a lost session once; what
 // it cannot survive is the module itself losing the token (token removed or unreadable, module
 // wedged): SoftHSM, for one, does not see a token directory again once it has vanished, until the
-// module is finalised and initialised anew. So on such a failure we close the Hsm (the last user
-// C_Finalizes the module), open a fresh one and retry the operation once. While the HSM stays
-// away, requests fail fast with the last error and a new attempt is made at most once per interval.
+// module is finalised and initialised anew. So on such a failure we close the Hsm, or every
+// session of an HsmPool (the last user C_Finalizes the module), open a fresh one and retry the
+// operation once. While the HSM stays away, requests fail fast with the last error and a new
+// attempt is made at most once per interval.
 import type { Logger } from 'pino';
-import { HsmError, toHsmError, type AesKeyLength, type GeneratedKey, type Hsm, type HsmErrorCode, type WrappedKey } from '../hsm/index.js';
+import { HsmError, toHsmError, type AesKeyLength, type GeneratedKey, type HsmConnection, type HsmErrorCode, type WrappedKey } from '../hsm/index.js';
 import type { KeyProtector } from '../operations/context.js';
 import type { WrappedKeyRecord } from '../store/types.js';
 
@@ -22,8 +23,8 @@ const RECONNECT_CODES: ReadonlySet<HsmErrorCode> = new Set<HsmErrorCode>([
 export const DEFAULT_HSM_RETRY_INTERVAL_MS = 1000;
 
 export interface HsmSupervisorOptions {
-  /** Opens and logs in to the HSM; reads the PIN afresh each time, so the supervisor never holds it. */
-  readonly open: () => Promise<Hsm>;
+  /** Opens and logs in to the HSM (one session or a pool); reads the PIN afresh each time, so the supervisor never holds it. */
+  readonly open: () => Promise<HsmConnection>;
   readonly log: Logger;
   /** Least time between two reconnection attempts. */
   readonly retryIntervalMs?: number;
@@ -39,8 +40,8 @@ function needsReconnect(e: unknown): e is HsmError {
 }
 
 export class HsmSupervisor implements KeyProtector {
-  private hsm: Hsm | undefined;
-  private reconnecting: Promise<Hsm> | undefined;
+  private hsm: HsmConnection | undefined;
+  private reconnecting: Promise<HsmConnection> | undefined;
   /** When the last reconnection was started, and why the last one failed (if it did). */
   private lastAttemptAt = Number.NEGATIVE_INFINITY;
   private lastFailure: HsmError | undefined;
@@ -48,7 +49,7 @@ export class HsmSupervisor implements KeyProtector {
   private readonly retryIntervalMs: number;
 
   constructor(
-    first: Hsm,
+    first: HsmConnection,
     private readonly opts: HsmSupervisorOptions,
   ) {
     this.hsm = first;
@@ -95,11 +96,11 @@ export class HsmSupervisor implements KeyProtector {
     await h?.close();
   }
 
-  private run<T>(call: HsmCall, op: (h: Hsm) => Promise<T>): Promise<T> {
+  private run<T>(call: HsmCall, op: (h: HsmConnection) => Promise<T>): Promise<T> {
     return this.opts.timeCall ? this.opts.timeCall(call, () => this.attempt(op)) : this.attempt(op);
   }
 
-  private async attempt<T>(op: (h: Hsm) => Promise<T>): Promise<T> {
+  private async attempt<T>(op: (h: HsmConnection) => Promise<T>): Promise<T> {
     const h = await this.current();
     try {
       return await op(h);
@@ -107,7 +108,7 @@ export class HsmSupervisor implements KeyProtector {
       if (!needsReconnect(e) || this.closed) throw e;
       if (!this.reconnecting && this.hsm === h && !this.mayAttempt()) throw e;
       this.opts.log.error({ code: e.code, pkcs11Code: e.pkcs11Code }, 'HSM failure; reconnecting');
-      let fresh: Hsm;
+      let fresh: HsmConnection;
       try {
         fresh = await this.reconnect(h);
       } catch {
@@ -117,8 +118,8 @@ export class HsmSupervisor implements KeyProtector {
     }
   }
 
-  /** The open Hsm, one being opened, or a new attempt when the last failure is old enough. */
-  private current(): Promise<Hsm> {
+  /** The open connection, one being opened, or a new attempt when the last failure is old enough. */
+  private current(): Promise<HsmConnection> {
     if (this.closed) return Promise.reject(new HsmError('CLOSED', 'the server is stopping'));
     if (this.hsm) return Promise.resolve(this.hsm);
     if (this.reconnecting) return this.reconnecting;
@@ -132,8 +133,8 @@ export class HsmSupervisor implements KeyProtector {
     return performance.now() - this.lastAttemptAt >= this.retryIntervalMs;
   }
 
-  /** Replace `broken` by a fresh Hsm; concurrent callers share one attempt. */
-  private reconnect(broken: Hsm | undefined): Promise<Hsm> {
+  /** Replace `broken` by a fresh connection; concurrent callers share one attempt. */
+  private reconnect(broken: HsmConnection | undefined): Promise<HsmConnection> {
     if (this.reconnecting) return this.reconnecting;
     if (this.hsm && this.hsm !== broken) return Promise.resolve(this.hsm); // someone else already did it
     this.hsm = undefined;
@@ -159,7 +160,7 @@ export class HsmSupervisor implements KeyProtector {
         throw err;
       }
     })();
-    const tracked: Promise<Hsm> = attempt.finally(() => {
+    const tracked: Promise<HsmConnection> = attempt.finally(() => {
       if (this.reconnecting === tracked) this.reconnecting = undefined;
     });
     this.reconnecting = tracked;
