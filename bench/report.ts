@@ -5,6 +5,7 @@ import type { HandshakeResult } from './suites/handshakes.js';
 import type { IdleResult } from './suites/idle-connections.js';
 import type { KeyScaleResult } from './suites/key-scale.js';
 import type { ProfiledRun } from './suites/profile.js';
+import type { SlowHsmResult } from './suites/slow-hsm.js';
 import { formatProfile } from './profile-summary.js';
 import type { DiskProbe } from './disk-probe.js';
 import type { ComponentCost } from './components.js';
@@ -27,6 +28,7 @@ export interface BenchResults {
   readonly keyScale?: KeyScaleResult;
   readonly profiles?: ProfiledRun[];
   readonly components?: ComponentCost[];
+  readonly slowHsm?: SlowHsmResult;
   readonly targets: TargetCheck[];
 }
 
@@ -193,6 +195,15 @@ export function markdownReport(r: BenchResults): string {
     out.push('', '## Building blocks, one call at a time (kmipd code in-process, no TLS)', '');
     out.push('| call | calls | wall per call | CPU per call |', '|---|---:|---:|---:|');
     for (const c of r.components) out.push(`| ${c.what} | ${fmt(c.calls)} | ${fmt(c.wallUs, 1)} µs | ${fmt(c.cpuUs, 1)} µs |`);
+  }
+  const slow = r.slowHsm;
+  if (slow) {
+    out.push('', `## Get on a slow HSM (${fmt(slow.delayUs)} µs per C_Decrypt, like a network HSM)`, '');
+    out.push('| hsm.sessions | libuv threads | ops/s (median) | range | p50 | p99 | p99.9 | errors | server cores |', '|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const p of slow.points) {
+      const f = p.get;
+      out.push(`| ${p.sessions} | ${p.uvThreads} | ${rate(f.opsPerSec)} | ${rate(f.opsPerSecRange[0])}–${rate(f.opsPerSecRange[1])} (${f.runs} run${f.runs === 1 ? '' : 's'}) | ${latencyCells(f.latency)} | ${errorsCell(f)} | ${fmt(f.serverCores, 2)} |`);
+    }
   }
   if (r.profiles?.length) {
     out.push('', '## CPU profiles (kmipd server, node --cpu-prof)', '');

@@ -16,12 +16,13 @@ import { runIdleConnections } from './suites/idle-connections.js';
 import { runKeyScale } from './suites/key-scale.js';
 import { runProfiles } from './suites/profile.js';
 import { runComponents } from './suites/components.js';
+import { runSlowHsm } from './suites/slow-hsm.js';
 import { runThroughput } from './suites/throughput.js';
 import { BENCH_DIR, closeWorkers, REPO_ROOT } from './worker-group.js';
 import { killAllServers } from './targets.js';
 import { DEFAULT_WORKLOADS, parseWorkload } from './workloads.js';
 
-const SUITES = ['throughput', 'handshakes', 'idle', 'keyscale', 'components', 'profile'] as const;
+const SUITES = ['throughput', 'handshakes', 'idle', 'keyscale', 'components', 'profile', 'slowhsm'] as const;
 type Suite = (typeof SUITES)[number];
 
 const HELP = `usage: npm run bench -- [options]
@@ -56,6 +57,9 @@ other suites:
   --handshake-duration S   measured seconds per handshake run (5)
   --profile-dir DIR        where the profile suite writes .cpuprofile files (bench/out/<run>/profiles)
   --profile-workloads LIST workloads the profile suite runs, one server each (get,create)
+  --slow-hsm-delay-us N    slowhsm suite: microseconds the slow PKCS#11 shim sleeps per C_Decrypt /
+                           C_Encrypt / C_GenerateRandom, like a network HSM (1000)
+  --slow-hsm-sessions LIST slowhsm suite: hsm.sessions values to compare on Get (1,8)
 
   --label TEXT             what is measured (e.g. a commit); default: the checkout path
   --out DIR                results folder (bench/out/<time>)
@@ -89,6 +93,8 @@ async function main(): Promise<void> {
       'handshake-duration': { type: 'string' },
       'profile-dir': { type: 'string' },
       'profile-workloads': { type: 'string' },
+      'slow-hsm-delay-us': { type: 'string' },
+      'slow-hsm-sessions': { type: 'string' },
       label: { type: 'string' },
       out: { type: 'string' },
       keep: { type: 'boolean' },
@@ -222,6 +228,16 @@ async function main(): Promise<void> {
       }
       if (want('components')) {
         partial.components = await runComponents(ctx);
+        save(false);
+      }
+      if (want('slowhsm')) {
+        partial.slowHsm = await runSlowHsm(ctx, {
+          delayUs: num('slow-hsm-delay-us', values['slow-hsm-delay-us'], 1000),
+          sessions: (values['slow-hsm-sessions'] ?? '1,8').split(',').map((s) => num('slow-hsm-sessions', s.trim(), 1)),
+          load,
+          repeat,
+          seedKeys: Math.min(seedKeys, 1000),
+        });
         save(false);
       }
       if (want('profile')) {

@@ -114,6 +114,8 @@ export interface KmipdOptions {
   readonly serveArgs?: readonly string[];
   /** More options for the server's node process (e.g. --perf-basic-prof for perf). */
   readonly nodeArgs?: readonly string[];
+  /** Environment variables added to the server's (e.g. UV_THREADPOOL_SIZE). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export async function startKmipd(kmipdRoot: string, dataDir: string, client: ClientFiles, opts: KmipdOptions = {}): Promise<ServerUnderTest> {
@@ -121,7 +123,7 @@ export async function startKmipd(kmipdRoot: string, dataDir: string, client: Cli
   const proc = spawn(
     process.execPath,
     [...nodeArgs, kmipdBin(kmipdRoot), 'serve', '--data', dataDir, '--listen', `${LOOPBACK}:0`, ...(opts.serveArgs ?? [])],
-    { cwd: kmipdRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: kmipdRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
   );
   track(proc, false);
   const logs: string[] = [];
