@@ -262,7 +262,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
   async update(id: string, change: ObjectUpdate): Promise<boolean> {
     // IMMEDIATE: take the write lock before reading, so a writer in another process (the CLI,
     // another node) makes us wait (busy_timeout) instead of failing with SQLITE_BUSY_SNAPSHOT.
-    return this.db.transaction(() => {
+    return this.writeDurably(() => {
       const row = this.stmts.objectById.get(id) as ObjectRow | undefined;
       if (!row) return false;
       if (change.state !== undefined) this.stmts.setState.run(change.state, row.seq);
@@ -275,7 +275,25 @@ export class SqliteStore implements KeyStore, StoreHealth {
         this.stmts.eraseKey.run(row.seq);
       }
       return true;
-    }).immediate();
+    });
+  }
+
+  /**
+   * One IMMEDIATE write transaction, committed without waiting for the disk, then made durable by
+   * the WAL sync off the event loop (as inserts are): the first Get of every new key flips its
+   * Fresh attribute, and a synchronous fsync there held up every other request.
+   */
+  private async writeDurably<T>(write: () => T): Promise<T> {
+    const full = this.db.pragma('synchronous', { simple: true }) === 2;
+    if (full) this.db.pragma('synchronous = NORMAL');
+    let result: T;
+    try {
+      result = this.db.transaction(write).immediate();
+    } finally {
+      if (full) this.db.pragma('synchronous = FULL');
+    }
+    if (full) await this.walSync.durable();
+    return result;
   }
 
   async applyDueTransitions(now: bigint): Promise<void> {
