@@ -51,7 +51,11 @@ export async function runKeyScale(ctx: BenchContext, cfg: KeyScaleConfig): Promi
     const seeder = await startKmipd(ctx.root, dir, client);
     let template: string;
     try {
-      template = (await seedKeys(seeder.endpoint, seeder.client, 1, 1))[0]!.id;
+      const [key] = await seedKeys(seeder.endpoint, seeder.client, 1, 1);
+      // Served once, so its copies are no longer Fresh: a boot storm fetches keys that hosts have
+      // fetched before. (A first Get writes Fresh = false, a durable write per key.)
+      await verifyKeys(seeder.endpoint, seeder.client, [key!], 1);
+      template = key!.id;
     } finally {
       await seeder.stop();
     }
