@@ -933,9 +933,17 @@ export class Hsm implements HsmConnection {
     }
   }
 
-  /** Per-object AES-256 wrapping key, derived inside the HSM; a session object with one capability. */
+  /** Per-object AES-256 wrapping key (format v1), derived inside the HSM; one capability. */
   private deriveWrappingKey(s: Handle, crk: Handle, objectId: string, use: 'wrap' | 'unwrap'): Handle {
-    const parameter: AesCBC = { type: C.CK_PARAMS_AES_CBC, iv: Buffer.alloc(16), data: derivationData(objectId) };
+    return this.deriveFromRoot(s, crk, derivationData(objectId), [use === 'wrap' ? C.CKA_WRAP : C.CKA_UNWRAP], 'the wrapping key');
+  }
+
+  /**
+   * AES-256-CBC_CRK(data) with a zero IV as a new AES-256 session key: sensitive, never
+   * extractable, with only `capabilities` (see the module comment for why CBC_ENCRYPT_DATA).
+   */
+  private deriveFromRoot(s: Handle, crk: Handle, data: Buffer, capabilities: readonly number[], what: string): Handle {
+    const parameter: AesCBC = { type: C.CK_PARAMS_AES_CBC, iv: Buffer.alloc(16), data };
     const mechanism: Mechanism = { mechanism: C.CKM_AES_CBC_ENCRYPT_DATA, parameter };
     try {
       return this.p11.C_DeriveKey(s, mechanism, crk, [
@@ -945,12 +953,12 @@ export class Hsm implements HsmConnection {
         { type: C.CKA_PRIVATE, value: true },
         { type: C.CKA_SENSITIVE, value: true },
         { type: C.CKA_EXTRACTABLE, value: false },
-        ...withCapabilities([use === 'wrap' ? C.CKA_WRAP : C.CKA_UNWRAP]),
+        ...withCapabilities(capabilities),
       ]);
     } catch (e) {
       const ckr = pkcs11CodeOf(e);
       if (ckr !== undefined && (SESSION_LOST_CODES.has(ckr) || STALE_HANDLE_CODES.has(ckr))) throw e;
-      throw toHsmError(e, 'MODULE_ERROR', 'cannot derive the wrapping key', 'C_DeriveKey');
+      throw toHsmError(e, 'MODULE_ERROR', `cannot derive ${what}`, 'C_DeriveKey');
     }
   }
 
@@ -1000,23 +1008,7 @@ export class Hsm implements HsmConnection {
       this.destroyQuietly(s, cached.handle);
     }
     const crk = this.rootKey(s, label);
-    const parameter: AesCBC = { type: C.CK_PARAMS_AES_CBC, iv: Buffer.alloc(16), data: createHash('sha256').update(DATA_KEY_DOMAIN, 'utf8').digest() };
-    let dk: Handle;
-    try {
-      dk = this.p11.C_DeriveKey(s, { mechanism: C.CKM_AES_CBC_ENCRYPT_DATA, parameter }, crk, [
-        ...aesSecretKey(),
-        { type: C.CKA_VALUE_LEN, value: 32 },
-        { type: C.CKA_TOKEN, value: false },
-        { type: C.CKA_PRIVATE, value: true },
-        { type: C.CKA_SENSITIVE, value: true },
-        { type: C.CKA_EXTRACTABLE, value: false },
-        ...withCapabilities([C.CKA_ENCRYPT, C.CKA_DECRYPT]),
-      ]);
-    } catch (e) {
-      const ckr = pkcs11CodeOf(e);
-      if (ckr !== undefined && (SESSION_LOST_CODES.has(ckr) || STALE_HANDLE_CODES.has(ckr))) throw e;
-      throw toHsmError(e, 'MODULE_ERROR', 'cannot derive the data key', 'C_DeriveKey');
-    }
+    const dk = this.deriveFromRoot(s, crk, createHash('sha256').update(DATA_KEY_DOMAIN, 'utf8').digest(), [C.CKA_ENCRYPT, C.CKA_DECRYPT], 'the data key');
     this.dataKeys.set(label, { handle: dk, derivedAt: now });
     return dk;
   }
