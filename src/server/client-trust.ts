@@ -64,13 +64,31 @@ function rejectedKind(err: unknown): RefusalKind {
 const MAX_REMEMBERED_CHAINS = 1024;
 const MAX_CHAIN = 8;
 
+/**
+ * Parsed certificates by SHA-256 of their DER. Every ESXi host of a vCenter presents the same
+ * certificate, and parsing it was the largest cost of a resumed connection (16 % of the server's
+ * CPU). X509Certificate is immutable, so one object can serve every connection; verification is
+ * still done for each connection.
+ */
+const MAX_PARSED_CERTIFICATES = 1024;
+const parsed = new Map<string, X509Certificate>();
+
+function parsedCertificate(raw: Buffer, sha256: string | undefined): X509Certificate {
+  const hit = sha256 === undefined ? undefined : parsed.get(sha256);
+  if (hit && hit.raw.equals(raw)) return hit;
+  const cert = new X509Certificate(raw);
+  if (parsed.size >= MAX_PARSED_CERTIFICATES) parsed.delete(parsed.keys().next().value!);
+  parsed.set(cert.fingerprint256, cert);
+  return cert;
+}
+
 function peerChain(socket: TLSSocket): X509Certificate[] {
   const out: X509Certificate[] = [];
   let cur = socket.getPeerCertificate(true);
   const seen = new Set<object>();
   while (cur && cur.raw && !seen.has(cur) && out.length < MAX_CHAIN) {
     seen.add(cur);
-    out.push(new X509Certificate(cur.raw));
+    out.push(parsedCertificate(cur.raw, cur.fingerprint256));
     const next = cur.issuerCertificate;
     if (!next || next === cur) break;
     cur = next;
