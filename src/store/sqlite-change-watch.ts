@@ -29,3 +29,32 @@ export class SqliteChangeWatch {
     return true;
   }
 }
+
+/**
+ * Values read from the database, remembered until it may have changed (SqliteChangeWatch), never
+ * filled inside a transaction (a rollback could undo what was read), at most `max` of them (the
+ * oldest goes first).
+ */
+export class UntilChanged<K, V> {
+  private readonly entries = new Map<K, V>();
+  private readonly watch: SqliteChangeWatch;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly max: number,
+  ) {
+    this.watch = new SqliteChangeWatch(db);
+  }
+
+  /** The remembered value for `key`, or what `read` returns now. */
+  get(key: K, read: () => V): V {
+    if (this.watch.changed()) this.entries.clear();
+    if (this.entries.has(key)) return this.entries.get(key)!;
+    const value = read();
+    if (!this.db.inTransaction) {
+      if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
+      this.entries.set(key, value);
+    }
+    return value;
+  }
+}

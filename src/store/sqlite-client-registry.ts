@@ -5,7 +5,7 @@
 // process) commits, and total_changes() when anything on this connection writes. A revocation is
 // therefore still seen by the very next request, as if the row were read each time.
 import type Database from 'better-sqlite3';
-import { SqliteChangeWatch } from './sqlite-change-watch.js';
+import { UntilChanged } from './sqlite-change-watch.js';
 import {
   caTrustClash,
   ClientRegistryError,
@@ -35,12 +35,11 @@ const MAX_CACHED_CREDENTIALS = 10_000;
 export class SqliteClientRegistry implements ClientRegistry {
   private readonly stmts;
   private readonly throttle = new TouchThrottle();
-  /** activeCredential answers (undefined: not active) since `changes` last moved. */
-  private readonly credentials = new Map<number, ActiveCredential | undefined>();
-  private readonly changes: SqliteChangeWatch;
+  /** activeCredential answers (undefined: not active). */
+  private readonly credentials: UntilChanged<number, ActiveCredential | undefined>;
 
   constructor(private readonly db: Database.Database) {
-    this.changes = new SqliteChangeWatch(db);
+    this.credentials = new UntilChanged(db, MAX_CACHED_CREDENTIALS);
     this.stmts = {
       client: db.prepare('SELECT * FROM clients WHERE name = ?'),
       clients: db.prepare('SELECT * FROM clients ORDER BY name'),
@@ -150,15 +149,7 @@ export class SqliteClientRegistry implements ClientRegistry {
   }
 
   async activeCredential(id: number): Promise<ActiveCredential | undefined> {
-    // Inside a transaction a read may see changes that a rollback would undo: never remember it.
-    if (this.db.inTransaction) return this.readActiveCredential(id);
-    if (this.changes.changed()) this.credentials.clear();
-    if (this.credentials.has(id)) return this.credentials.get(id);
-    // Read after the versions were noted: a commit in between makes the next check forget it.
-    const cred = this.readActiveCredential(id);
-    if (this.credentials.size >= MAX_CACHED_CREDENTIALS) this.credentials.clear();
-    this.credentials.set(id, cred);
-    return cred;
+    return this.credentials.get(id, () => this.readActiveCredential(id));
   }
 
   private readActiveCredential(id: number): ActiveCredential | undefined {

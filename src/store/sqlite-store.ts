@@ -10,7 +10,7 @@ import { dateTime } from '../ttlv/build.js';
 import type { Attribute } from '../kmip/attributes.js';
 import { MIGRATIONS } from './sqlite-migrations.js';
 import { WalSync } from './sqlite-wal-sync.js';
-import { SqliteChangeWatch } from './sqlite-change-watch.js';
+import { UntilChanged } from './sqlite-change-watch.js';
 import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
 
 interface ObjectRow {
@@ -107,7 +107,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
   constructor(path: string) {
     this.db = openSqliteDatabase(path);
     this.walSync = new WalSync(`${path}-wal`);
-    this.changes = new SqliteChangeWatch(this.db);
+    this.recent = new UntilChanged(this.db, MAX_RECENT_OBJECTS);
     const db = this.db;
     this.stmts = {
       insertObject: db.prepare(
@@ -153,57 +153,66 @@ export class SqliteStore implements KeyStore, StoreHealth {
 
   private readonly pendingInserts: { obj: NewObject; resolve: () => void; reject: (e: unknown) => void }[] = [];
   private flushScheduled = false;
-  /** The sync of the last committed batch, while it runs. */
-  private syncing: Promise<void> | undefined;
 
   private scheduleFlush(): void {
-    if (this.flushScheduled || this.pendingInserts.length === 0) return;
+    if (this.flushScheduled) return;
     this.flushScheduled = true;
-    const flush = () => {
-      this.flushScheduled = false;
-      this.flushInserts();
-    };
-    if (this.syncing) this.syncing.then(() => setImmediate(flush), () => setImmediate(flush));
-    else setImmediate(flush);
+    // While a sync runs, what arrives meanwhile waits for it, then shares one commit and one sync.
+    void this.walSync.settled().then(() =>
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flushInserts();
+      }),
+    );
   }
 
   private flushInserts(): void {
     const batch = this.pendingInserts.splice(0);
     if (batch.length === 0 || !this.db.open) return;
     const committed: typeof batch = [];
-    // Commit without waiting for the disk, then sync off the event loop (see sqlite-wal-sync.ts);
-    // everything else on this connection keeps synchronous=FULL. A connection set to less than
-    // FULL on purpose (the bench's bulk loader) is left as it is and not synced.
-    const full = this.db.pragma('synchronous', { simple: true }) === 2;
-    if (full) this.db.pragma('synchronous = NORMAL');
-    try {
-      this.db.transaction(() => {
-        for (const p of batch) this.insertRow(p.obj);
-      })();
-      committed.push(...batch);
-    } catch {
-      // One bad row (e.g. a duplicate id) must not fail the others: commit them one by one.
-      for (const p of batch) {
-        try {
-          this.db.transaction(() => this.insertRow(p.obj))();
-          committed.push(p);
-        } catch (err) {
-          p.reject(err);
+    const { sync } = this.commitWithoutWaiting(() => {
+      try {
+        this.db.transaction(() => {
+          for (const p of batch) this.insertRow(p.obj);
+        })();
+        committed.push(...batch);
+      } catch {
+        // One bad row (e.g. a duplicate id) must not fail the others: commit them one by one.
+        for (const p of batch) {
+          try {
+            this.db.transaction(() => this.insertRow(p.obj))();
+            committed.push(p);
+          } catch (err) {
+            p.reject(err);
+          }
         }
       }
-    } finally {
-      if (full) this.db.pragma('synchronous = FULL');
-    }
+    });
     if (committed.length === 0) return;
-    if (!full) return committed.forEach((p) => p.resolve());
-    const syncing = this.walSync.durable();
-    this.syncing = syncing;
-    syncing.then(
+    sync().then(
       () => committed.forEach((p) => p.resolve()),
       (err: unknown) => committed.forEach((p) => p.reject(err)),
-    ).finally(() => {
-      if (this.syncing === syncing) this.syncing = undefined;
-    });
+    );
+  }
+
+  /**
+   * Runs `commit` (one or more transactions) with synchronous=NORMAL, so that committing does not
+   * wait for the disk; `sync()` resolves once what it wrote is on disk, from a WAL sync off the
+   * event loop (see sqlite-wal-sync.ts). Everything else on this connection keeps
+   * synchronous=FULL. A connection set below FULL on purpose (the bench's bulk loader) is left
+   * as it is, and not synced.
+   */
+  private commitWithoutWaiting<T>(commit: () => T): { result: T; sync: () => Promise<void> } {
+    const full = this.db.pragma('synchronous', { simple: true }) === 2;
+    if (!full) return { result: commit(), sync: () => Promise.resolve() };
+    this.db.pragma('synchronous = NORMAL');
+    let result: T;
+    try {
+      result = commit();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+    return { result, sync: () => this.walSync.durable() };
   }
 
   private insertRow(obj: NewObject): void {
@@ -230,19 +239,13 @@ export class SqliteStore implements KeyStore, StoreHealth {
    * decoding an object was the largest cost of a Get after the HSM. Holds wrapped keys and
    * attributes only, never key material; entries are frozen, the oldest goes first.
    */
-  private readonly recent = new Map<string, StoredObject>();
-  private readonly changes: SqliteChangeWatch;
+  private readonly recent: UntilChanged<string, StoredObject | undefined>;
 
   async get(id: string): Promise<StoredObject | undefined> {
-    if (this.changes.changed()) this.recent.clear();
-    const hit = this.recent.get(id);
-    if (hit) return hit;
-    const obj = this.readObject(id);
-    if (obj && !this.db.inTransaction) {
-      if (this.recent.size >= MAX_RECENT_OBJECTS) this.recent.delete(this.recent.keys().next().value!);
-      this.recent.set(id, deepFreeze(obj));
-    }
-    return obj;
+    return this.recent.get(id, () => {
+      const obj = this.readObject(id);
+      return obj && deepFreeze(obj);
+    });
   }
 
   private readObject(id: string): StoredObject | undefined {
@@ -262,7 +265,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
   async update(id: string, change: ObjectUpdate): Promise<boolean> {
     // IMMEDIATE: take the write lock before reading, so a writer in another process (the CLI,
     // another node) makes us wait (busy_timeout) instead of failing with SQLITE_BUSY_SNAPSHOT.
-    return this.writeDurably(() => {
+    const { result, sync } = this.commitWithoutWaiting(() => this.db.transaction(() => {
       const row = this.stmts.objectById.get(id) as ObjectRow | undefined;
       if (!row) return false;
       if (change.state !== undefined) this.stmts.setState.run(change.state, row.seq);
@@ -275,24 +278,10 @@ export class SqliteStore implements KeyStore, StoreHealth {
         this.stmts.eraseKey.run(row.seq);
       }
       return true;
-    });
-  }
-
-  /**
-   * One IMMEDIATE write transaction, committed without waiting for the disk, then made durable by
-   * the WAL sync off the event loop (as inserts are): the first Get of every new key flips its
-   * Fresh attribute, and a synchronous fsync there held up every other request.
-   */
-  private async writeDurably<T>(write: () => T): Promise<T> {
-    const full = this.db.pragma('synchronous', { simple: true }) === 2;
-    if (full) this.db.pragma('synchronous = NORMAL');
-    let result: T;
-    try {
-      result = this.db.transaction(write).immediate();
-    } finally {
-      if (full) this.db.pragma('synchronous = FULL');
-    }
-    if (full) await this.walSync.durable();
+    }).immediate());
+    // Durable before the answer, but the fsync off the event loop (as for inserts): the first Get
+    // of every new key flips its Fresh attribute, and a synchronous fsync there held up everyone.
+    await sync();
     return result;
   }
 
