@@ -24,16 +24,53 @@ function reject(what: string): never {
   throw new CertificateRejected(what);
 }
 
-function details(cert: X509Certificate): CertificateDetails {
-  try {
-    return inspectCertificate(cert);
-  } catch (err) {
-    return reject(`unparseable certificate: ${err instanceof Error ? err.message : String(err)}`);
+/**
+ * What a certificate says that does not depend on the time of the check: its parsed fields, and
+ * why its key is unacceptable (if it is). X509Certificate is immutable and the server reuses one
+ * object per client certificate (client-trust.ts), so each is worked out once, not at every
+ * connection of every ESXi host presenting it.
+ */
+interface TimelessFacts {
+  readonly details: CertificateDetails | { readonly unparseable: string };
+  readonly keyProblem: string | undefined;
+}
+const timeless = new WeakMap<X509Certificate, TimelessFacts>();
+
+function factsOf(cert: X509Certificate): TimelessFacts {
+  let facts = timeless.get(cert);
+  if (!facts) {
+    let details: TimelessFacts['details'];
+    try {
+      details = inspectCertificate(cert);
+    } catch (err) {
+      details = { unparseable: err instanceof Error ? err.message : String(err) };
+    }
+    let keyProblem: string | undefined;
+    try {
+      describeAcceptableKey(cert.publicKey);
+    } catch (err) {
+      keyProblem = (err as Error).message;
+    }
+    facts = { details, keyProblem };
+    timeless.set(cert, facts);
   }
+  return facts;
 }
 
+function details(cert: X509Certificate): CertificateDetails {
+  const d = factsOf(cert).details;
+  return 'unparseable' in d ? reject(`unparseable certificate: ${d.unparseable}`) : d;
+}
+
+const validity = new WeakMap<X509Certificate, { readonly notBefore: number; readonly notAfter: number }>();
+
 export function certificateTimes(cert: X509Certificate): { notBefore: Date; notAfter: Date } {
-  return { notBefore: new Date(cert.validFrom), notAfter: new Date(cert.validTo) };
+  let v = validity.get(cert);
+  if (!v) {
+    v = { notBefore: Date.parse(cert.validFrom), notAfter: Date.parse(cert.validTo) };
+    validity.set(cert, v);
+  }
+  return { notBefore: new Date(v.notBefore), notAfter: new Date(v.notAfter) };
 }
 
 function checkCommon(cert: X509Certificate, d: CertificateDetails, role: string, now: Date): void {
@@ -41,10 +78,9 @@ function checkCommon(cert: X509Certificate, d: CertificateDetails, role: string,
   if (!(notBefore <= now)) reject(`${role} certificate is not valid before ${notBefore.toISOString()}`);
   if (!(now <= notAfter)) reject(`${role} certificate expired on ${notAfter.toISOString()}`);
   if (WEAK_SIGNATURE_OIDS.has(d.signatureOid)) reject(`${role} certificate is signed with a broken hash (${d.signatureOid})`);
-  try {
-    describeAcceptableKey(cert.publicKey);
-  } catch (err) {
-    reject(`${role} certificate key: ${(err as Error).message}`);
+  const keyProblem = factsOf(cert).keyProblem;
+  if (keyProblem !== undefined) {
+    reject(`${role} certificate key: ${keyProblem}`);
   }
   for (const [oid, ext] of d.extensions) {
     if (ext.critical && !UNDERSTOOD_EXTENSIONS.has(oid)) reject(`${role} certificate has an unsupported critical extension ${oid}`);
@@ -78,8 +114,21 @@ function checkIssuer(issuer: X509Certificate, role: string, below: number, now: 
   if (bc.pathLen !== undefined && below > bc.pathLen) reject(`${role} certificate allows ${bc.pathLen} intermediates, found ${below}`);
 }
 
+/** Signature checks already done, by child then issuer (both immutable; see TimelessFacts). */
+const signatures = new WeakMap<X509Certificate, WeakMap<X509Certificate, boolean>>();
+
 function signedBy(child: X509Certificate, issuer: X509Certificate): boolean {
-  return child.checkIssued(issuer) && child.verify(issuer.publicKey);
+  let byIssuer = signatures.get(child);
+  if (!byIssuer) {
+    byIssuer = new WeakMap();
+    signatures.set(child, byIssuer);
+  }
+  let ok = byIssuer.get(issuer);
+  if (ok === undefined) {
+    ok = child.checkIssued(issuer) && child.verify(issuer.publicKey);
+    byIssuer.set(issuer, ok);
+  }
+  return ok;
 }
 
 /**

@@ -1,7 +1,7 @@
 // The client registry in SQLite. Every method runs synchronously to completion (better-sqlite3):
 // a transaction never spans an await, so nothing else on the connection can slip into it.
-// activeCredential (asked before every request) answers from memory while the database cannot
-// have changed: PRAGMA data_version moves when another connection (the operator CLI, another
+// activeCredential (asked before every request) and activeLeaf (asked at every new connection)
+// answer from memory while the database cannot have changed: PRAGMA data_version moves when another connection (the operator CLI, another
 // process) commits, and total_changes() when anything on this connection writes. A revocation is
 // therefore still seen by the very next request, as if the row were read each time.
 import type Database from 'better-sqlite3';
@@ -37,9 +37,12 @@ export class SqliteClientRegistry implements ClientRegistry {
   private readonly throttle = new TouchThrottle();
   /** activeCredential answers (undefined: not active). */
   private readonly credentials: UntilChanged<number, ActiveCredential | undefined>;
+  /** activeLeaf answers by fingerprint (undefined: no active pinned or issued credential). */
+  private readonly leaves: UntilChanged<string, ActiveCredential | undefined>;
 
   constructor(private readonly db: Database.Database) {
     this.credentials = new UntilChanged(db, MAX_CACHED_CREDENTIALS);
+    this.leaves = new UntilChanged(db, MAX_CACHED_CREDENTIALS);
     this.stmts = {
       client: db.prepare('SELECT * FROM clients WHERE name = ?'),
       clients: db.prepare('SELECT * FROM clients ORDER BY name'),
@@ -140,8 +143,10 @@ export class SqliteClientRegistry implements ClientRegistry {
   }
 
   async activeLeaf(fingerprint: string): Promise<ActiveCredential | undefined> {
-    const row = this.stmts.leafByFingerprint.get(fingerprint) as ActiveRow | undefined;
-    return row && toActive(row);
+    return this.leaves.get(fingerprint, () => {
+      const row = this.stmts.leafByFingerprint.get(fingerprint) as ActiveRow | undefined;
+      return row && toActive(row);
+    });
   }
 
   async activeCaTrusts(): Promise<ActiveCredential[]> {

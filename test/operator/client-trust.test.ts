@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import { Operation, ResultStatus } from '../../src/kmip/registry/generated.js';
 import { kmipd, initAndEnroll, startServe, tempDir, type ClientBundle, type ServerProcess } from '../helpers/kmipd.js';
 import { KmipTestClient } from '../helpers/kmip-client.js';
@@ -41,6 +42,37 @@ afterAll(async () => {
   await server?.stop();
   dir?.remove();
 });
+
+/** A TLS session from one served connection, to resume with. */
+async function sessionFrom(bundle: ClientBundle, version: 'TLSv1.2' | 'TLSv1.3'): Promise<Buffer> {
+  const k = await KmipTestClient.connect(server.port, bundle, { minVersion: version, maxVersion: version });
+  try {
+    const r = await k.call(V12, [{ operation: Operation.DiscoverVersions, payload: [] }]);
+    expect(r.items[0]!.status).toBe(ResultStatus.Success);
+    expect(k.socket.isSessionReused()).toBe(false);
+    // TLS 1.3 tickets arrive after the handshake, before the first answer.
+    const session = k.socket.getSession();
+    expect(session).toBeDefined();
+    return session!;
+  } finally {
+    k.close();
+  }
+}
+
+/** Connects resuming `session`: whether it was resumed, and whether the server then served a request. */
+async function resumeWith(bundle: ClientBundle, version: 'TLSv1.2' | 'TLSv1.3', session: Buffer): Promise<{ reused: boolean; outcome: 'served' | 'refused' }> {
+  const opts: Partial<ConnectionOptions> = { minVersion: version, maxVersion: version, session };
+  const k = await KmipTestClient.connect(server.port, bundle, opts);
+  const reused = k.socket.isSessionReused();
+  try {
+    const r = await k.call(V12, [{ operation: Operation.DiscoverVersions, payload: [] }]);
+    return { reused, outcome: r.items[0]?.status === ResultStatus.Success ? 'served' : 'refused' };
+  } catch {
+    return { reused, outcome: 'refused' };
+  } finally {
+    k.close();
+  }
+}
 
 const fingerprintOf = (pem: string) => new X509Certificate(pem).fingerprint256.replace(/:/g, '').toLowerCase();
 
@@ -158,6 +190,14 @@ describe('client trust-ca (vCenter: vCenter Root CA certificate)', () => {
     expect(await probe(server.port, writeBundle(work, 'vc-i-srv', serverOnly.certPem, serverOnly.keyPem, data, [intermediate.certPem]))).toBe('refused');
   });
 
+  it('admits a resumed session of a client trusted through an intermediate (the session carries only the leaf)', async () => {
+    const bundle = { cert: join(work, 'vc-i.crt'), key: join(work, 'vc-i.key'), ca: enrolled.ca };
+    for (const v of ['TLSv1.2', 'TLSv1.3'] as const) {
+      const session = await sessionFrom(bundle, v);
+      expect(await resumeWith(bundle, v, session)).toEqual({ reused: true, outcome: 'served' });
+    }
+  });
+
   it('refuses a leaf certificate as a trusted CA, and a second unrestricted trust in the same CA', async () => {
     const leaf = certificate({ cn: 'not-a-ca', eku: 'clientAuth' });
     writeFileSync(join(work, 'leaf.crt'), leaf.certPem);
@@ -205,6 +245,21 @@ describe('client revoke and renew', () => {
     await eventually('revoked refusal audit', () =>
       auditRecords(data).find((r) => r['operation'] === 'Connect' && r['fingerprint'] === fp && String(r['reason']).includes('revoked')),
     );
+  });
+
+  it('refuses a resumed TLS session once its client is revoked, on TLS 1.2 and 1.3', async () => {
+    const resumer = await initAndEnroll(data, 'resumer');
+    const sessions = { 'TLSv1.2': await sessionFrom(resumer, 'TLSv1.2'), 'TLSv1.3': await sessionFrom(resumer, 'TLSv1.3') };
+    for (const v of ['TLSv1.2', 'TLSv1.3'] as const) expect(await resumeWith(resumer, v, sessions[v])).toEqual({ reused: true, outcome: 'served' });
+    // The audit names the client of a resumed connection as it does for a full handshake.
+    const k = await KmipTestClient.connect(server.port, resumer, { maxVersion: 'TLSv1.2', session: sessions['TLSv1.2'] });
+    expect(k.socket.isSessionReused()).toBe(true);
+    const id = await createKey(k, 'resumed-key');
+    k.close();
+    const created = await eventually('audit of the resumed connection', () => auditRecords(data).find((r) => r['operation'] === 'Create' && r['object'] === id));
+    expect(created).toMatchObject({ client: 'resumer', fingerprint: fingerprintOf(readFileSync(resumer.cert, 'utf8')), result: 'Success' });
+    await kmipd('client', 'revoke', 'resumer', '--data', data);
+    for (const v of ['TLSv1.2', 'TLSv1.3'] as const) expect((await resumeWith(resumer, v, sessions[v])).outcome).toBe('refused');
   });
 
   it('renews: the new certificate works at once, the old one until it is revoked', async () => {
