@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import type { ClientRegistry, NewCredential } from '../../src/store/client-registry.js';
 import { SqliteClientRegistry } from '../../src/store/sqlite-client-registry.js';
-import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { objectWithAttributesSql, SqliteStore } from '../../src/store/sqlite-store.js';
 import { byteString, enumeration, integer, structure, textString } from '../../src/ttlv/index.js';
 import { ObjectType, State, Tag } from '../../src/kmip/registry/generated.js';
 import type { Attribute } from '../../src/kmip/attributes.js';
@@ -122,5 +122,19 @@ describe('SqliteStore.get', () => {
     await s.backend.objects.update('bare', { eraseKey: true, state: State.Destroyed });
     expect(await s.backend.objects.get('bare')).toMatchObject({ state: State.Destroyed, wrapped: undefined, attributes: [] });
     expect(await s.backend.objects.get('missing')).toBeUndefined();
+  });
+
+  it('reads the attributes in stored order without sorting, both lists through the same search', async () => {
+    // readObject relies on this plan for the JSON list and the value BLOB to line up without an
+    // ORDER BY (it checks the order, and falls back to sorting, but a change of plan belongs here).
+    const plan = (connectionOf(s.backend).prepare(`EXPLAIN QUERY PLAN ${objectWithAttributesSql('')}`).all('x') as { detail: string }[]).map((r) => r.detail);
+    expect(plan.filter((d) => /^SEARCH a USING PRIMARY KEY \(object_seq=\?\)$/.test(d))).toHaveLength(2);
+    expect(plan.join('\n')).not.toMatch(/TEMP B-TREE/);
+    // Many attributes of one name and of several names, inserted out of order: read back in (name, index) order.
+    const attributes = [5, 1, 3, 0, 2, 4].flatMap((i) => [a('x-b', i, integer(v, 100 + i)), a('x-a', i, textString(v, `a${i}`))]);
+    await s.backend.objects.insert(object('many', attributes));
+    const got = (await s.backend.objects.get('many'))!.attributes;
+    expect(got.map((x) => `${x.name}/${x.index}`)).toEqual([0, 1, 2, 3, 4, 5].map((i) => `x-a/${i}`).concat([0, 1, 2, 3, 4, 5].map((i) => `x-b/${i}`)));
+    for (const x of got) expect(x.value).toEqual(x.name === 'x-a' ? textString(v, `a${x.index}`) : integer(v, 100 + x.index));
   });
 });
