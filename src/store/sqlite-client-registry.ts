@@ -1,9 +1,10 @@
 // The client registry in SQLite. Every method runs synchronously to completion (better-sqlite3):
 // a transaction never spans an await, so nothing else on the connection can slip into it.
 // activeCredential (asked before every request) and activeLeaf (asked at every new connection)
-// answer from memory while the database cannot have changed: PRAGMA data_version moves when another connection (the operator CLI, another
-// process) commits, and total_changes() when anything on this connection writes. A revocation is
-// therefore still seen by the very next request, as if the row were read each time.
+// answer from memory while the database cannot have changed: PRAGMA data_version moves when
+// another connection (the operator CLI, another process) commits, and total_changes() when
+// anything on this connection writes. A revocation is therefore still seen by the very next
+// request or handshake, as if the row were read each time.
 import type Database from 'better-sqlite3';
 import { UntilChanged } from './sqlite-change-watch.js';
 import {
