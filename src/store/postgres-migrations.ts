@@ -12,6 +12,7 @@
 //     holds the first 1024 bytes, which preserves equality and order tests (a prefix of a smaller
 //     value is never greater), and the query rechecks the full value.
 //   - The retired-root-key guard is a PL/pgSQL trigger function instead of SQLite's RAISE(ABORT).
+import { valueIndexCondition } from './value-index.js';
 
 /** Bytes of an attribute value held in the value index (see above); postgres-store.ts uses the same. */
 export const VALUE_INDEX_PREFIX = 1024;
@@ -113,4 +114,7 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
      heartbeat_at BIGINT NOT NULL,
      stopped_at BIGINT
    );`,
+  // 5: the value index without the attributes Locate gains nothing from (value-index.ts).
+  `DROP INDEX attributes_by_value;
+   CREATE INDEX attributes_by_value ON attributes (name, substr(value, 1, ${VALUE_INDEX_PREFIX}), object_seq) WHERE ${valueIndexCondition('name')};`,
 ];

@@ -12,6 +12,7 @@ import { dateTime } from '../ttlv/build.js';
 import type { Attribute } from '../kmip/attributes.js';
 import type { PgDatabase, Queryable } from './postgres-database.js';
 import { VALUE_INDEX_PREFIX } from './postgres-migrations.js';
+import { isValueIndexed, valueIndexCondition } from './value-index.js';
 import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
 
 interface JoinedRow {
@@ -64,7 +65,9 @@ export function locateStatement(q: LocateQuery): { sql: string; params: unknown[
   for (const m of q.matches) {
     const name = param(m.name);
     if (m.upTo === undefined) {
-      where.push(`EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = $${name} AND ${valueEquals(param(encodeTtlv(m.value)))})`);
+      // The value index is partial (value-index.ts): its condition is repeated for the planner.
+      const indexed = isValueIndexed(m.name) ? ` AND ${valueIndexCondition('a.name')}` : '';
+      where.push(`EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = $${name} AND ${valueEquals(param(encodeTtlv(m.value)))}${indexed})`);
     } else {
       // Encoded values of one non-negative numeric type sort like the numbers (big-endian).
       const lo = param(encodeTtlv(m.value));
@@ -152,7 +155,7 @@ export class PostgresStore implements KeyStore, StoreHealth {
     // Encoded Date-Time values of positive times sort like the times themselves (big-endian).
     const nowValue = encodeTtlv(dateTime(Tag.AttributeValue, now));
     const due = (name: string) =>
-      `seq IN (SELECT a.object_seq FROM attributes a WHERE a.name = '${name}' ` +
+      `seq IN (SELECT a.object_seq FROM attributes a WHERE a.name = '${name}' AND ${valueIndexCondition('a.name')} ` +
       `AND substr(a.value, 1, ${VALUE_INDEX_PREFIX}) <= substr($1::bytea, 1, ${VALUE_INDEX_PREFIX}) AND a.value <= $1)`;
     await this.db.tx(async (q) => {
       await q.run(`UPDATE objects SET state = ${State.Deactivated} WHERE state IN (${State.PreActive}, ${State.Active}) AND ${due('Deactivation Date')}`, [nowValue]);

@@ -1,5 +1,6 @@
 // Versioned schema migrations, applied in order; PRAGMA user_version records how far we are.
 // Never edit a released migration: add a new one.
+import { valueIndexCondition } from './value-index.js';
 
 export const MIGRATIONS: readonly string[] = [
   // 1: objects and their attributes. seq gives Locate a stable order; attribute values are the
@@ -100,4 +101,8 @@ export const MIGRATIONS: readonly string[] = [
      heartbeat_at INTEGER NOT NULL,
      stopped_at INTEGER
    ) STRICT;`,
+  // 5: the value index without the attributes Locate gains nothing from (value-index.ts): about a
+  // quarter of the write-ahead log per Create. Rebuilding it reads every attribute once.
+  `DROP INDEX attributes_by_value;
+   CREATE INDEX attributes_by_value ON attributes (name, value, object_seq) WHERE ${valueIndexCondition('name')};`,
 ];

@@ -10,6 +10,7 @@ import { dateTime } from '../ttlv/build.js';
 import type { Attribute } from '../kmip/attributes.js';
 import { MIGRATIONS } from './sqlite-migrations.js';
 import { WalSync } from './sqlite-wal-sync.js';
+import { isValueIndexed, valueIndexCondition } from './value-index.js';
 import { UntilChanged } from './sqlite-change-watch.js';
 import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
 
@@ -319,7 +320,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
   async applyDueTransitions(now: bigint): Promise<void> {
     // Encoded Date-Time values of positive times sort like the times themselves (big-endian).
     const nowValue = encodeTtlv(dateTime(Tag.AttributeValue, now));
-    const due = (name: string) => `seq IN (SELECT object_seq FROM attributes WHERE name = '${name}' AND value <= ?)`;
+    const due = dueObjectsCondition;
     this.db.transaction(() => {
       this.db.prepare(`UPDATE objects SET state = ${State.Deactivated} WHERE state IN (${State.PreActive}, ${State.Active}) AND ${due('Deactivation Date')}`).run(nowValue);
       this.db.prepare(`UPDATE objects SET state = ${State.Active} WHERE state = ${State.PreActive} AND ${due('Activation Date')}`).run(nowValue);
@@ -342,42 +343,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
   }
 
   async locate(q: LocateQuery): Promise<LocateResult> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (q.tenant !== undefined) {
-      where.push('o.tenant = ?');
-      params.push(q.tenant);
-    }
-    if (q.objectType !== undefined) {
-      where.push('o.object_type = ?');
-      params.push(q.objectType);
-    }
-    if (q.states !== undefined) {
-      where.push(`o.state IN (${q.states.map(() => '?').join(',') || 'NULL'})`);
-      params.push(...q.states);
-    }
-    if (!q.includeDestroyed) {
-      where.push(`o.state NOT IN (${DESTROYED_STATES.join(',')})`);
-    }
-    // The first exact match drives the query from the value index (a set of object rows looked up
-    // by rowid); the other conditions then filter that set. Without this SQLite walks every object
-    // and probes the index per object: a Locate by name at 1 M keys took a second.
-    let driven = false;
-    for (const m of q.matches) {
-      if (m.upTo === undefined && !driven) {
-        driven = true;
-        where.unshift('o.seq IN (SELECT object_seq FROM attributes WHERE name = ? AND value = ?)');
-        params.unshift(m.name, encodeTtlv(m.value));
-      } else if (m.upTo === undefined) {
-        where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value = ?)');
-        params.push(m.name, encodeTtlv(m.value));
-      } else {
-        // Encoded values of one non-negative numeric type sort like the numbers (big-endian).
-        where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value BETWEEN ? AND ?)');
-        params.push(m.name, encodeTtlv(m.value), encodeTtlv(m.upTo));
-      }
-    }
-    const cond = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const { cond, params } = locateCondition(q);
     const total = (this.db.prepare(`SELECT count(*) AS n FROM objects o ${cond}`).get(...params) as { n: number }).n;
     const limit = q.maxItems === undefined ? -1 : q.maxItems;
     const rows = this.db
@@ -417,4 +383,51 @@ export class SqliteStore implements KeyStore, StoreHealth {
     this.db.close();
     this.walSync.close();
   }
+}
+
+/** Locate's WHERE clause over `objects o`, and its parameters (the count and the page share it). */
+export function locateCondition(q: LocateQuery): { cond: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (q.tenant !== undefined) {
+    where.push('o.tenant = ?');
+    params.push(q.tenant);
+  }
+  if (q.objectType !== undefined) {
+    where.push('o.object_type = ?');
+    params.push(q.objectType);
+  }
+  if (q.states !== undefined) {
+    where.push(`o.state IN (${q.states.map(() => '?').join(',') || 'NULL'})`);
+    params.push(...q.states);
+  }
+  if (!q.includeDestroyed) {
+    where.push(`o.state NOT IN (${DESTROYED_STATES.join(',')})`);
+  }
+  // The first exact match on an indexed attribute drives the query from the value index (a set of
+  // object rows looked up by rowid); the other conditions then filter that set. Without this SQLite
+  // walks every object and probes the index per object: a Locate by name at 1 M keys took a
+  // second. The index is partial (value-index.ts): its condition is repeated for SQLite to use it.
+  const driver = q.matches.find((m) => m.upTo === undefined && isValueIndexed(m.name));
+  if (driver) {
+    where.unshift(`o.seq IN (SELECT object_seq FROM attributes WHERE name = ? AND value = ? AND ${valueIndexCondition('name')})`);
+    params.unshift(driver.name, encodeTtlv(driver.value));
+  }
+  for (const m of q.matches) {
+    if (m === driver) continue;
+    if (m.upTo === undefined) {
+      where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value = ?)');
+      params.push(m.name, encodeTtlv(m.value));
+    } else {
+      // Encoded values of one non-negative numeric type sort like the numbers (big-endian).
+      where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value BETWEEN ? AND ?)');
+      params.push(m.name, encodeTtlv(m.value), encodeTtlv(m.upTo));
+    }
+  }
+  return { cond: where.length ? `WHERE ${where.join(' AND ')}` : '', params };
+}
+
+/** `seq IN` the objects whose `name` (a date attribute) is at or before the parameter, from the value index. */
+export function dueObjectsCondition(name: 'Activation Date' | 'Deactivation Date'): string {
+  return `seq IN (SELECT object_seq FROM attributes WHERE name = '${name}' AND value <= ? AND ${valueIndexCondition('name')})`;
 }

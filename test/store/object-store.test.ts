@@ -3,14 +3,15 @@
 // updates and crypto-erase, date-driven transitions, undo (remove / restore), readiness figures.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { readFileSync } from 'node:fs';
-import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { readFileSync, rmSync } from 'node:fs';
+import { dueObjectsCondition, locateCondition, SqliteStore } from '../../src/store/sqlite-store.js';
+import { UNINDEXED_ATTRIBUTE_NAMES, valueIndexCondition } from '../../src/store/value-index.js';
 import { MIGRATIONS } from '../../src/store/sqlite-migrations.js';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres-migrations.js';
 import { locateStatement } from '../../src/store/postgres-store.js';
 import { openStoreBackend } from '../../src/store/backend.js';
-import { dateTime, enumeration, integer, structure, textString } from '../../src/ttlv/index.js';
-import { ObjectType, State, Tag } from '../../src/kmip/registry/generated.js';
+import { byteString, dateTime, encodeTtlv, enumeration, integer, structure, textString } from '../../src/ttlv/index.js';
+import { HashingAlgorithm, ObjectType, State, Tag } from '../../src/kmip/registry/generated.js';
 import type { Attribute } from '../../src/kmip/attributes.js';
 import type { LocateQuery } from '../../src/store/types.js';
 import pg from 'pg';
@@ -88,6 +89,26 @@ function contract(kind: BackendKind): void {
     expect(await range(1000n, 2000n)).toEqual({ ids: ['d2', 'd1'], total: 2 });
     expect(await range(1001n, 2999n)).toEqual({ ids: ['d2'], total: 1 });
     expect(await range(4000n, 5000n)).toEqual({ ids: [], total: 0 });
+  });
+
+  it('locates by attributes the value index leaves out, alone and together with indexed ones', async () => {
+    const digest = (b: number): Attribute => ({
+      name: 'Digest',
+      index: 0,
+      value: structure(Tag.AttributeValue, [enumeration(Tag.HashingAlgorithm, HashingAlgorithm.SHA_256), byteString(Tag.DigestValue, Buffer.alloc(32, b))]),
+    });
+    await store().insert(key('u1', { attributes: [name('u'), len(128), digest(1)] }));
+    await store().insert(key('u2', { attributes: [name('u'), len(256), digest(2)] }));
+    await store().insert(key('u3', { attributes: [name('v'), len(128), digest(3)] }));
+    const found = async (...matches: Attribute[]) => (await store().locate({ ...everything, matches })).ids;
+    expect(UNINDEXED_ATTRIBUTE_NAMES).toEqual(expect.arrayContaining(['Digest', 'Cryptographic Length']));
+    expect(await found(digest(2))).toEqual(['u2']);
+    expect(await found(len(128))).toEqual(['u3', 'u1']);
+    // The left-out attribute first: the indexed one still drives, and both conditions hold.
+    expect(await found(len(128), name('u'))).toEqual(['u1']);
+    expect(await found(name('u'), len(256))).toEqual(['u2']);
+    expect(await found(len(128), digest(3))).toEqual(['u3']);
+    expect(await found(len(256), digest(3))).toEqual([]);
   });
 
   it('stores and locates an attribute value far longer than an index entry may be', async () => {
@@ -179,14 +200,53 @@ describe('sqlite', () => {
     expect(() => new SqliteStore(path)).toThrow(/newer/);
   });
 
-  it('serves Locate by value from the index, not a table scan', async () => {
+  it('serves Locate by an indexed value and due dates from the partial value index', async () => {
     const { location } = await kind.fresh();
     const db = new Database(location.kind === 'sqlite' ? location.path : '', { readonly: true });
-    const plan = db
-      .prepare('EXPLAIN QUERY PLAN SELECT o.id FROM objects o WHERE EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value = ?)')
-      .all('Name', Buffer.from('x')) as { detail: string }[];
-    db.close();
-    expect(plan.map((p) => p.detail).join('\n')).toMatch(/attributes_by_value|PRIMARY KEY/);
+    try {
+      const index = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'attributes_by_value'").pluck().get() as string;
+      expect(index).toContain(`WHERE ${valueIndexCondition('name')}`);
+      const plan = (sql: string, ...params: unknown[]) =>
+        (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((p) => p.detail).join('\n');
+      // Name alone, and after an attribute the index leaves out.
+      for (const matches of [[name('x')], [len(128), name('x')]]) {
+        const { cond, params } = locateCondition({ ...everything, tenant: 'default', includeDestroyed: false, matches });
+        expect(plan(`SELECT o.id FROM objects o ${cond} ORDER BY o.seq DESC LIMIT ? OFFSET ?`, ...params, 10, 0)).toMatch(/USING (COVERING )?INDEX attributes_by_value/);
+      }
+      expect(plan(`SELECT seq FROM objects WHERE ${dueObjectsCondition('Deactivation Date')}`, Buffer.alloc(16))).toMatch(/USING (COVERING )?INDEX attributes_by_value/);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('rebuilds the value index of a database from before migration 5, keeping what Locate finds', async () => {
+    const { backend, location } = await kind.fresh();
+    await backend.close();
+    const path = location.kind === 'sqlite' ? location.path : '';
+    rmSync(path);
+    rmSync(`${path}-wal`, { force: true });
+    rmSync(`${path}-shm`, { force: true });
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    old.exec(MIGRATIONS.slice(0, 4).join(';\n'));
+    old.pragma('user_version = 4');
+    const seq = old
+      .prepare("INSERT INTO objects (id, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at) VALUES ('old', ?, ?, 'crk', 'test', ?, 0)")
+      .run(ObjectType.SymmetricKey, State.Active, Buffer.alloc(40, 9)).lastInsertRowid;
+    for (const a of [name('kept'), len(256)]) old.prepare('INSERT INTO attributes VALUES (?, ?, ?, ?)').run(seq, a.name, a.index, encodeTtlv(a.value));
+    expect(old.prepare("SELECT sql FROM sqlite_master WHERE name = 'attributes_by_value'").pluck().get()).not.toContain('WHERE');
+    old.close();
+
+    const store = new SqliteStore(path);
+    try {
+      expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+      expect(store.db.prepare("SELECT sql FROM sqlite_master WHERE name = 'attributes_by_value'").pluck().get()).toContain(`WHERE ${valueIndexCondition('name')}`);
+      expect(await store.locate({ ...everything, matches: [name('kept')] })).toEqual({ ids: ['old'], total: 1 });
+      expect(await store.locate({ ...everything, matches: [len(256), name('kept')] })).toEqual({ ids: ['old'], total: 1 });
+      expect((await store.get('old'))!.attributes).toEqual([len(256), name('kept')]);
+    } finally {
+      await store.close();
+    }
   });
 
   it('leaves no trace of an erased wrapped key in the database files', async () => {
@@ -244,11 +304,15 @@ describe('postgres', () => {
 
   it('serves Locate by value and by date range from the value index', async () => {
     const { location } = await kind.fresh();
-    for (const m of [
-      { name: 'Name', value: name('x').value },
-      { name: 'Initial Date', value: date('Initial Date', 1n).value, upTo: date('Initial Date', 2n).value },
+    const db = new URL(location.kind === 'postgres' ? location.url : '').pathname.slice(1);
+    const [index] = await kind.server().query<{ indexdef: string }>(db, "SELECT indexdef FROM pg_indexes WHERE indexname = 'attributes_by_value'");
+    expect(index!.indexdef).toMatch(/WHERE \(name <> ALL \(ARRAY\['Always Sensitive'/);
+    for (const matches of [
+      [{ name: 'Name', value: name('x').value }],
+      [{ name: 'Initial Date', value: date('Initial Date', 1n).value, upTo: date('Initial Date', 2n).value }],
+      [len(128), { name: 'Name', value: name('x').value }],
     ]) {
-      const { sql, params } = locateStatement({ ...everything, tenant: 'default', includeDestroyed: false, matches: [m] });
+      const { sql, params } = locateStatement({ ...everything, tenant: 'default', includeDestroyed: false, matches });
       // An empty table is scanned whatever the indexes; with scans priced out, the plan shows
       // whether the statement can use the index at all (a large table then picks it by itself).
       const u = new URL(location.kind === 'postgres' ? location.url : '');

@@ -1,0 +1,51 @@
+// Which attributes the value index (attributes_by_value, both backends) holds.
+//
+// Locate finds keys by an attribute's value through that index. Some attributes gain nothing from
+// it and cost every Create the most:
+//   - values that (nearly) every key shares: the server's flags and constants, and the key's
+//     shape (a fleet's keys are all AES-256 Encrypt|Decrypt). A lookup by one of them matches most
+//     of the store, which a scan reads as fast; and each name's entries end in the middle of the
+//     index, so every name is one more page written per commit.
+//   - hashes (Digest, Short Unique Identifier): random, so each lands on its own page of a large
+//     index, often splitting it.
+// Dates stay (their entries are appended, cheap; a Locate by a creation date range uses them on
+// PostgreSQL). At 50,000 keys, leaving the rest out cut the write-ahead log per stored key from
+// 38.7 to 13.1 kB (bench/RESULTS.md). A Locate on one of them alone walks the objects (their
+// attributes by primary key): slower at a million keys, and rare: clients look keys up by Name,
+// Object Group, Application Specific Information, custom attributes, all still indexed.
+//
+// The list is frozen into the index by migration 5 (SQLite and PostgreSQL). Changing it needs a
+// new migration; store tests check that the index in the database is the one the queries assume.
+
+/** Attribute names whose values the value index leaves out. */
+export const UNINDEXED_ATTRIBUTE_NAMES: readonly string[] = Object.freeze([
+  'Always Sensitive',
+  'Cryptographic Algorithm',
+  'Cryptographic Length',
+  'Cryptographic Usage Mask',
+  'Digest',
+  'Extractable',
+  'Fresh',
+  'Key Format Type',
+  'Lease Time',
+  'Never Extractable',
+  'Protection Storage Mask',
+  'Random Number Generator',
+  'Sensitive',
+  'Short Unique Identifier',
+]);
+
+const unindexed = new Set(UNINDEXED_ATTRIBUTE_NAMES);
+
+export function isValueIndexed(name: string): boolean {
+  return !unindexed.has(name);
+}
+
+/**
+ * The partial index's condition on the attribute name column `column`. A query must state it word
+ * for word for either database to use the index (neither proves it from a bound parameter).
+ */
+export function valueIndexCondition(column: string): string {
+  // Constant names without quotes in them: safe to inline.
+  return `${column} NOT IN (${UNINDEXED_ATTRIBUTE_NAMES.map((n) => `'${n}'`).join(', ')})`;
+}
