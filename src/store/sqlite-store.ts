@@ -75,6 +75,9 @@ function inKeyOrder(entries: readonly AttributeEntry[]): boolean {
   return true;
 }
 
+/** Locate statement shapes kept prepared (see locateStatement). */
+const MAX_LOCATE_SHAPES = 64;
+
 /** Objects kept by SqliteStore.get (a few KiB each). */
 const MAX_RECENT_OBJECTS = 8192;
 
@@ -344,13 +347,29 @@ export class SqliteStore implements KeyStore, StoreHealth {
 
   async locate(q: LocateQuery): Promise<LocateResult> {
     const { cond, params } = locateCondition(q);
-    const total = (this.db.prepare(`SELECT count(*) AS n FROM objects o ${cond}`).get(...params) as { n: number }).n;
+    const total = this.locateStatement(`SELECT count(*) FROM objects o ${cond}`).pluck().get(...params) as number;
     const limit = q.maxItems === undefined ? -1 : q.maxItems;
-    const rows = this.db
-      .prepare(`SELECT o.id FROM objects o ${cond} ORDER BY o.seq DESC LIMIT ? OFFSET ?`)
-      .all(...params, limit, q.offset) as { id: string }[];
-    return { ids: rows.map((r) => r.id), total };
+    const rows = this.locateStatement(`SELECT o.id FROM objects o ${cond} ORDER BY o.seq DESC LIMIT ? OFFSET ?`)
+      .pluck()
+      .all(...params, limit, q.offset) as string[];
+    return { ids: rows, total };
   }
+
+  /**
+   * Locate's statements, prepared once per shape of query (which conditions, how many states):
+   * preparing them again at each call took longer than running them on a small store.
+   */
+  private locateStatement(sql: string): Database.Statement {
+    let st = this.locateStatements.get(sql);
+    if (!st) {
+      if (this.locateStatements.size >= MAX_LOCATE_SHAPES) this.locateStatements.delete(this.locateStatements.keys().next().value!);
+      st = this.db.prepare(sql);
+      this.locateStatements.set(sql, st);
+    }
+    return st;
+  }
+
+  private readonly locateStatements = new Map<string, Database.Statement>();
 
   async probeWritable(): Promise<void> {
     // Taking the write lock is the write: it fails if another process holds it, or if the
