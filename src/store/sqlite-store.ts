@@ -323,10 +323,9 @@ export class SqliteStore implements KeyStore, StoreHealth {
   async applyDueTransitions(now: bigint): Promise<void> {
     // Encoded Date-Time values of positive times sort like the times themselves (big-endian).
     const nowValue = encodeTtlv(dateTime(Tag.AttributeValue, now));
-    const due = dueObjectsCondition;
     this.db.transaction(() => {
-      this.db.prepare(`UPDATE objects SET state = ${State.Deactivated} WHERE state IN (${State.PreActive}, ${State.Active}) AND ${due('Deactivation Date')}`).run(nowValue);
-      this.db.prepare(`UPDATE objects SET state = ${State.Active} WHERE state = ${State.PreActive} AND ${due('Activation Date')}`).run(nowValue);
+      this.db.prepare(`UPDATE objects SET state = ${State.Deactivated} WHERE state IN (${State.PreActive}, ${State.Active}) AND ${dueObjectsCondition('Deactivation Date')}`).run(nowValue);
+      this.db.prepare(`UPDATE objects SET state = ${State.Active} WHERE state = ${State.PreActive} AND ${dueObjectsCondition('Activation Date')}`).run(nowValue);
     })();
   }
 
