@@ -25,14 +25,17 @@ function reject(what: string): never {
 }
 
 /**
- * What a certificate says that does not depend on the time of the check: its parsed fields, and
- * why its key is unacceptable (if it is). X509Certificate is immutable and the server reuses one
- * object per client certificate (client-trust.ts), so each is worked out once, not at every
- * connection of every ESXi host presenting it.
+ * What a certificate says that does not depend on the time of the check: its parsed fields, why
+ * its key is unacceptable (if it is), and its validity dates. X509Certificate is immutable and the
+ * server reuses one object per client certificate (client-trust.ts), so each is worked out once,
+ * not at every connection of every ESXi host presenting it.
  */
 interface TimelessFacts {
   readonly details: CertificateDetails | { readonly unparseable: string };
   readonly keyProblem: string | undefined;
+  /** Milliseconds since the epoch. */
+  readonly notBefore: number;
+  readonly notAfter: number;
 }
 const timeless = new WeakMap<X509Certificate, TimelessFacts>();
 
@@ -51,7 +54,7 @@ function factsOf(cert: X509Certificate): TimelessFacts {
     } catch (err) {
       keyProblem = (err as Error).message;
     }
-    facts = { details, keyProblem };
+    facts = { details, keyProblem, notBefore: Date.parse(cert.validFrom), notAfter: Date.parse(cert.validTo) };
     timeless.set(cert, facts);
   }
   return facts;
@@ -62,15 +65,9 @@ function details(cert: X509Certificate): CertificateDetails {
   return 'unparseable' in d ? reject(`unparseable certificate: ${d.unparseable}`) : d;
 }
 
-const validity = new WeakMap<X509Certificate, { readonly notBefore: number; readonly notAfter: number }>();
-
 export function certificateTimes(cert: X509Certificate): { notBefore: Date; notAfter: Date } {
-  let v = validity.get(cert);
-  if (!v) {
-    v = { notBefore: Date.parse(cert.validFrom), notAfter: Date.parse(cert.validTo) };
-    validity.set(cert, v);
-  }
-  return { notBefore: new Date(v.notBefore), notAfter: new Date(v.notAfter) };
+  const { notBefore, notAfter } = factsOf(cert);
+  return { notBefore: new Date(notBefore), notAfter: new Date(notAfter) };
 }
 
 function checkCommon(cert: X509Certificate, d: CertificateDetails, role: string, now: Date): void {
