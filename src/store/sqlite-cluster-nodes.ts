@@ -1,12 +1,13 @@
 // Cluster membership in SQLite (see cluster-nodes.ts): the nodes are processes on this machine
 // sharing the database file, so the local clock is the database's clock.
 import type Database from 'better-sqlite3';
+import { writeUnwatched } from './sqlite-change-watch.js';
 import { toClusterNode, type ClusterNode, type ClusterNodes, type NodeDbRow, type NodeRegistration } from './cluster-nodes.js';
 
 export class SqliteClusterNodes implements ClusterNodes {
   private readonly stmts;
 
-  constructor(db: Database.Database) {
+  constructor(private readonly db: Database.Database) {
     this.stmts = {
       register: db.prepare(
         `INSERT INTO cluster_nodes (node_id, host, listen, version, pid, started_at, heartbeat_at, stopped_at)
@@ -26,7 +27,8 @@ export class SqliteClusterNodes implements ClusterNodes {
   }
 
   async heartbeat(nodeId: string): Promise<boolean> {
-    return this.stmts.heartbeat.run(Date.now(), nodeId).changes === 1;
+    // Only cluster_nodes changes: the caches on this connection keep what they hold.
+    return writeUnwatched(this.db, () => this.stmts.heartbeat.run(Date.now(), nodeId)).changes === 1;
   }
 
   async stopped(nodeId: string): Promise<void> {

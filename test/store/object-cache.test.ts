@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { SqliteClusterNodes } from '../../src/store/sqlite-cluster-nodes.js';
 import { ObjectType, State, Tag } from '../../src/kmip/registry/generated.js';
 import { integer, textString } from '../../src/ttlv/index.js';
 
@@ -68,4 +69,36 @@ it('a missing object is not remembered as missing', async () => {
   expect(await store.get('k2')).toBeUndefined();
   await store.insert({ id: 'k2', tenant: 't', objectType: ObjectType.SymmetricKey, state: State.PreActive, wrapped: { rootKeyLabel: 'crk', mechanism: 'aes-gcm-v2', blob: new Uint8Array(60) }, attributes: [] });
   expect((await store.get('k2'))!.id).toBe('k2');
+});
+
+// The cluster heartbeat commits on the same connection every 2 s; it changes no object.
+const beat = async () => {
+  const nodes = new SqliteClusterNodes(store.db);
+  await nodes.register({ nodeId: 'n1', host: 'h', listen: '127.0.0.1:5696', version: 'test', pid: 1 });
+  return () => nodes.heartbeat('n1');
+};
+
+it('keeps what it holds across a cluster heartbeat', async () => {
+  const heartbeat = await beat();
+  const a = await store.get('k1');
+  expect(await heartbeat()).toBe(true);
+  expect(await store.get('k1')).toBe(a); // still the cached object, not read again
+});
+
+it('after a heartbeat still sees a change made on the same connection before it', async () => {
+  const heartbeat = await beat();
+  expect(await nameOf()).toBe('first');
+  store.db.prepare("UPDATE attributes SET value = ? WHERE name = 'Name'").run(Buffer.from([0x42, 0x00, 0x0b, 0x07, 0x00, 0x00, 0x00, 0x06, 0x73, 0x65, 0x63, 0x6f, 0x6e, 0x64, 0, 0]));
+  await heartbeat();
+  expect(await nameOf()).toBe('second');
+});
+
+it('after a heartbeat still sees a change another process committed before it', async () => {
+  const heartbeat = await beat();
+  expect((await store.get('k1'))!.state).toBe(State.PreActive);
+  const other = new Database(join(dir, 'kmipd.db'));
+  other.prepare("UPDATE objects SET state = ? WHERE id = 'k1'").run(State.Active);
+  other.close();
+  await heartbeat();
+  expect((await store.get('k1'))!.state).toBe(State.Active);
 });
