@@ -31,15 +31,15 @@ export class SqliteChangeWatch {
     this.seenTotalChanges = totalChanges;
   }
 
-  /**
-   * True if the database may have changed since the previous call (and on the first call). Inside
-   * an open transaction it is always true: what a read sees there may still be rolled back.
-   */
   /** Where the database is now, as this connection sees it (no watch is moved). */
   positionNow(): { dataVersion: number; totalChanges: number } {
     return { dataVersion: this.dataVersion.get() as number, totalChanges: this.totalChanges.get() as number };
   }
 
+  /**
+   * True if the database may have changed since the previous call (and on the first call). Inside
+   * an open transaction it is always true: what a read sees there may still be rolled back.
+   */
   changed(): boolean {
     if (this.db.inTransaction) return true;
     const dataVersion = this.dataVersion.get() as number;
