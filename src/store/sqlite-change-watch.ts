@@ -4,10 +4,35 @@
 // prepared single-value statements: a few microseconds, far less than re-reading what a cache holds.
 import type Database from 'better-sqlite3';
 
-/** The watches on each connection, for writeUnwatched. */
-const watchesOf = new WeakMap<Database.Database, Set<SqliteChangeWatch>>();
-
 export class SqliteChangeWatch {
+  /** The watches on each connection, for writeUnwatched. */
+  private static readonly watchesOf = new WeakMap<Database.Database, Set<SqliteChangeWatch>>();
+
+  /**
+   * Runs `write` on `db`, a commit that no cache on this connection depends on (the cluster
+   * heartbeat, every 2 s): without this, each beat counted as a change and emptied every cache, so a
+   * boot storm over more keys than a beat's worth of Gets read nearly every object from the database.
+   * A watch that was current before the write stays current; one that had not yet looked at an
+   * earlier change still sees it. Commits by other connections move data_version, never hidden here.
+   */
+  static writeUnwatched<T>(db: Database.Database, write: () => T): T {
+    const watches = SqliteChangeWatch.watchesOf.get(db);
+    if (!watches || db.inTransaction) return write();
+    const probe = watches.values().next().value!;
+    const dataVersion = probe.dataVersion.get() as number;
+    const totalChanges = probe.totalChanges.get() as number;
+    const result = write();
+    const dataVersionAfter = probe.dataVersion.get() as number;
+    const totalChangesAfter = probe.totalChanges.get() as number;
+    // Only this write happened in between (the calls are synchronous): same data_version.
+    if (dataVersionAfter === dataVersion) {
+      for (const w of watches) {
+        if (w.seenDataVersion === dataVersion && w.seenTotalChanges === totalChanges) w.seenTotalChanges = totalChangesAfter;
+      }
+    }
+    return result;
+  }
+
   private readonly dataVersion: Database.Statement;
   private readonly totalChanges: Database.Statement;
   private seenDataVersion = -1;
@@ -16,24 +41,9 @@ export class SqliteChangeWatch {
   constructor(private readonly db: Database.Database) {
     this.dataVersion = db.prepare('PRAGMA data_version').pluck();
     this.totalChanges = db.prepare('SELECT total_changes()').pluck();
-    let watches = watchesOf.get(db);
-    if (!watches) watchesOf.set(db, (watches = new Set()));
+    let watches = SqliteChangeWatch.watchesOf.get(db);
+    if (!watches) SqliteChangeWatch.watchesOf.set(db, (watches = new Set()));
     watches.add(this);
-  }
-
-  /** Whether this watch has looked since the database was last at (dataVersion, totalChanges). */
-  isCurrentAt(dataVersion: number, totalChanges: number): boolean {
-    return this.seenDataVersion === dataVersion && this.seenTotalChanges === totalChanges;
-  }
-
-  /** This connection wrote only what no cache here holds: see writeUnwatched. */
-  skipOwnWrite(totalChanges: number): void {
-    this.seenTotalChanges = totalChanges;
-  }
-
-  /** Where the database is now, as this connection sees it (no watch is moved). */
-  positionNow(): { dataVersion: number; totalChanges: number } {
-    return { dataVersion: this.dataVersion.get() as number, totalChanges: this.totalChanges.get() as number };
   }
 
   /**
@@ -49,27 +59,6 @@ export class SqliteChangeWatch {
     this.seenTotalChanges = totalChanges;
     return true;
   }
-}
-
-/**
- * Runs `write` on `db`, a commit that no cache on this connection depends on (the cluster
- * heartbeat, every 2 s): without this, each beat counted as a change and emptied every cache, so a
- * boot storm over more keys than a beat's worth of Gets read nearly every object from the database.
- * A watch that was current before the write stays current; one that had not yet looked at an
- * earlier change still sees it. Commits by other connections move data_version, never hidden here.
- */
-export function writeUnwatched<T>(db: Database.Database, write: () => T): T {
-  const watches = watchesOf.get(db);
-  if (!watches || db.inTransaction) return write();
-  const [probe] = watches;
-  const before = probe!.positionNow();
-  const result = write();
-  const after = probe!.positionNow();
-  // Only this write happened in between (the calls are synchronous): same data_version.
-  if (after.dataVersion === before.dataVersion) {
-    for (const w of watches) if (w.isCurrentAt(before.dataVersion, before.totalChanges)) w.skipOwnWrite(after.totalChanges);
-  }
-  return result;
 }
 
 /**

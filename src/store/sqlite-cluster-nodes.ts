@@ -1,7 +1,7 @@
 // Cluster membership in SQLite (see cluster-nodes.ts): the nodes are processes on this machine
 // sharing the database file, so the local clock is the database's clock.
 import type Database from 'better-sqlite3';
-import { writeUnwatched } from './sqlite-change-watch.js';
+import { SqliteChangeWatch } from './sqlite-change-watch.js';
 import { toClusterNode, type ClusterNode, type ClusterNodes, type NodeDbRow, type NodeRegistration } from './cluster-nodes.js';
 
 export class SqliteClusterNodes implements ClusterNodes {
@@ -28,7 +28,7 @@ export class SqliteClusterNodes implements ClusterNodes {
 
   async heartbeat(nodeId: string): Promise<boolean> {
     // Only cluster_nodes changes: the caches on this connection keep what they hold.
-    return writeUnwatched(this.db, () => this.stmts.heartbeat.run(Date.now(), nodeId)).changes === 1;
+    return SqliteChangeWatch.writeUnwatched(this.db, () => this.stmts.heartbeat.run(Date.now(), nodeId)).changes === 1;
   }
 
   async stopped(nodeId: string): Promise<void> {
