@@ -88,4 +88,19 @@ export class UntilChanged<K, V> {
     }
     return value;
   }
+
+  /**
+   * Runs `write`, a commit on this connection that changes, of what this cache may hold, only the
+   * entries for `keys`, and nothing that any other cache on the connection reads. Those entries are
+   * forgotten and the others kept: without this, every Create and every first Get (which flips the
+   * key's Fresh attribute) emptied the whole cache. Rules as for SqliteChangeWatch.writeUnwatched:
+   * a change this cache had not yet seen, or another connection's commit, still empties it.
+   */
+  writeOnly<T>(keys: Iterable<K>, write: () => T): T {
+    try {
+      return SqliteChangeWatch.writeUnwatched(this.db, write);
+    } finally {
+      for (const key of keys) this.entries.delete(key);
+    }
+  }
 }

@@ -191,7 +191,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
     const batch = this.pendingInserts.splice(0);
     if (batch.length === 0 || !this.db.open) return;
     const committed: typeof batch = [];
-    const { sync } = this.commitWithoutWaiting(() => {
+    const { sync } = this.commitWithoutWaiting(() => this.writeObjects(batch.map((p) => p.obj.id), () => {
       try {
         this.db.transaction(() => {
           for (const p of batch) this.insertRow(p.obj);
@@ -208,7 +208,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
           }
         }
       }
-    });
+    }));
     if (committed.length === 0) return;
     sync().then(
       () => committed.forEach((p) => p.resolve()),
@@ -262,6 +262,15 @@ export class SqliteStore implements KeyStore, StoreHealth {
    */
   private readonly recent: UntilChanged<string, StoredObject | undefined>;
 
+  /**
+   * Runs `write`, which changes the objects `ids` (their rows, attributes, holds) and nothing else
+   * any cache on this connection reads (the client registry's caches read the client tables): the
+   * other objects stay in memory. Bulk changes (applyDueTransitions) are ordinary writes.
+   */
+  private writeObjects<T>(ids: readonly string[], write: () => T): T {
+    return this.recent.writeOnly(ids, write);
+  }
+
   async get(id: string): Promise<StoredObject | undefined> {
     return this.recent.get(id, () => {
       const obj = this.readObject(id);
@@ -300,7 +309,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
   async update(id: string, change: ObjectUpdate): Promise<boolean> {
     // IMMEDIATE: take the write lock before reading, so a writer in another process (the CLI,
     // another node) makes us wait (busy_timeout) instead of failing with SQLITE_BUSY_SNAPSHOT.
-    const { result, sync } = this.commitWithoutWaiting(() => this.db.transaction(() => {
+    const { result, sync } = this.commitWithoutWaiting(() => this.writeObjects([id], () => this.db.transaction(() => {
       const row = this.stmts.objectById.get(id) as ObjectRow | undefined;
       if (!row) return false;
       if (change.state !== undefined) this.stmts.setState.run(change.state, row.seq);
@@ -313,7 +322,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
         this.stmts.eraseKey.run(row.seq);
       }
       return true;
-    }).immediate());
+    }).immediate()));
     // Durable before the answer, but the fsync off the event loop (as for inserts): the first Get
     // of every new key flips its Fresh attribute, and a synchronous fsync there held up everyone.
     await sync();
@@ -330,18 +339,18 @@ export class SqliteStore implements KeyStore, StoreHealth {
   }
 
   async remove(id: string): Promise<void> {
-    this.stmts.removeObject.run(id);
+    this.writeObjects([id], () => this.stmts.removeObject.run(id));
   }
 
   async restore(obj: StoredObject): Promise<void> {
-    this.db.transaction(() => {
+    this.writeObjects([obj.id], () => this.db.transaction(() => {
       const row = this.stmts.objectById.get(obj.id) as ObjectRow | undefined;
       if (!row) return;
       const w = obj.wrapped;
       this.stmts.restoreObject.run(obj.state, w?.rootKeyLabel ?? null, w?.mechanism ?? null, w ? Buffer.from(w.blob) : null, row.seq);
       this.stmts.deleteAllAttributes.run(row.seq);
       this.insertAttributes(row.seq, obj.attributes);
-    }).immediate();
+    }).immediate());
   }
 
   async locate(q: LocateQuery): Promise<LocateResult> {

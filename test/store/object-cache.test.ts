@@ -102,3 +102,35 @@ it('after a heartbeat still sees a change another process committed before it', 
   await heartbeat();
   expect((await store.get('k1'))!.state).toBe(State.Active);
 });
+
+// Create and the first Get of a key (its Fresh flag) write one object each: only that object is
+// read again; the rest stay in memory.
+const insertK2 = () =>
+  store.insert({ id: 'k2', tenant: 't', objectType: ObjectType.SymmetricKey, state: State.PreActive, wrapped: { rootKeyLabel: 'crk', mechanism: 'aes-gcm-v2', blob: new Uint8Array(60) }, attributes: [] });
+
+it('keeps the other objects across a Create', async () => {
+  const a = await store.get('k1');
+  await insertK2();
+  expect(await store.get('k1')).toBe(a);
+  expect((await store.get('k2'))!.id).toBe('k2');
+});
+
+it('keeps the other objects across a change to one, and sees that change', async () => {
+  await insertK2();
+  const a = await store.get('k1');
+  expect((await store.get('k2'))!.state).toBe(State.PreActive);
+  await store.update('k2', { state: State.Active });
+  expect((await store.get('k2'))!.state).toBe(State.Active);
+  expect(await store.get('k1')).toBe(a);
+  await store.remove('k2');
+  expect(await store.get('k2')).toBeUndefined();
+  expect(await store.get('k1')).toBe(a);
+});
+
+it('after a change to one object still sees a change to another made on the same connection before it', async () => {
+  await insertK2();
+  expect(await nameOf()).toBe('first');
+  store.db.prepare("UPDATE attributes SET value = ? WHERE name = 'Name'").run(Buffer.from([0x42, 0x00, 0x0b, 0x07, 0x00, 0x00, 0x00, 0x06, 0x73, 0x65, 0x63, 0x6f, 0x6e, 0x64, 0, 0]));
+  await store.update('k2', { state: State.Active });
+  expect(await nameOf()).toBe('second');
+});
