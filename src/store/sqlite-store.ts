@@ -256,9 +256,10 @@ export class SqliteStore implements KeyStore, StoreHealth {
 
   /**
    * Objects read recently, as long as nothing may have written the database since (see
-   * SqliteChangeWatch): a boot storm fetches the same keys again and again, and reading and
-   * decoding an object was the largest cost of a Get after the HSM. Holds wrapped keys and
-   * attributes only, never key material; entries are frozen, the oldest goes first.
+   * SqliteChangeWatch), except this store's own writes to other objects (writeObjects): a boot
+   * storm fetches the same keys again and again, and reading and decoding an object was the
+   * largest cost of a Get after the HSM. Holds wrapped keys and attributes only, never key
+   * material; entries are frozen, the oldest goes first.
    */
   private readonly recent: UntilChanged<string, StoredObject | undefined>;
 
