@@ -75,7 +75,8 @@ export function checkTargets(r: Omit<BenchResults, 'targets' | 'finishedAt'>): T
       ['locate', 'Locate by name'],
     ] as const) {
       const keys = Object.keys(ks.p99Growth).filter((k) => k.startsWith(`${name}@`));
-      const growth = keys.map((k) => `${k}: ${ms(first.figures[k]!.latency.p99Ms)} -> ${ms(last.figures[k]!.latency.p99Ms)} (x${fmt(ks.p99Growth[k]!, 2)})`);
+      const byRun = (k: string) => (ks.p99GrowthByRun[k] ?? []).map((g) => `x${fmt(g, 2)}`).join(', ');
+      const growth = keys.map((k) => `${k}: ${ms(first.figures[k]!.latency.p99Ms)} -> ${ms(last.figures[k]!.latency.p99Ms)} (x${fmt(ks.p99Growth[k]!, 2)}; each run: ${byRun(k)})`);
       out.push({
         target: `${label} p99 at 1 M keys within 1.5x of 1 k keys`,
         measured: `${fmt(first.keys)} -> ${fmt(last.keys)} keys; ${growth.join('; ')}`,

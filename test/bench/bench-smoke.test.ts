@@ -148,6 +148,8 @@ describe('benchmark harness (smoke run)', () => {
       }
     }
     expect(Object.keys(ks.p99Growth).length).toBe(4);
+    // One run per figure here (--repeat 1): each run's ratio is the ratio of the medians.
+    for (const [figure, growth] of Object.entries(ks.p99Growth)) expect(ks.p99GrowthByRun[figure]).toEqual([growth]);
   });
 
   it('writes a report with the targets', () => {
