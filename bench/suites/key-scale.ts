@@ -51,6 +51,7 @@ export async function runKeyScale(ctx: BenchContext, cfg: KeyScaleConfig): Promi
   const servers: ServerUnderTest[] = [];
   const points: KeyScalePoint[] = [];
   const runsByFigure = new Map<string, LoadFigures[][]>(); // figure -> size -> runs
+  const figuresBySize: Record<string, MedianFigures>[] = cfg.sizes.map(() => ({}));
   try {
     for (const n of cfg.sizes) stores.push(await loadStore(ctx, n, cfg.sample));
     for (const st of stores) {
@@ -71,7 +72,7 @@ export async function runKeyScale(ctx: BenchContext, cfg: KeyScaleConfig): Promi
           }
         }
         for (const [s, st] of stores.entries()) {
-          const m = medianOf(bySize[s]!);
+          const m = (figuresBySize[s]![figure] = medianOf(bySize[s]!));
           ctx.log(`kmipd ${st.keys} keys ${figure}: ${m.opsPerSec.toFixed(0)} ops/s, p50 ${m.latency.p50Ms} ms, p99 ${m.latency.p99Ms} ms, errors ${m.errorCount}`);
         }
       }
@@ -80,8 +81,7 @@ export async function runKeyScale(ctx: BenchContext, cfg: KeyScaleConfig): Promi
     for (const server of servers) await server.stop();
   }
   for (const [s, st] of stores.entries()) {
-    const figures: Record<string, MedianFigures> = {};
-    for (const [figure, bySize] of runsByFigure) figures[figure] = medianOf(bySize[s]!);
+    const figures = figuresBySize[s]!;
     points.push({ keys: st.keys, loadSeconds: st.loaded.seconds, loadDurability: st.loaded.durability, store: storeSize(servers[s]!.storeFiles, 'objects'), figures });
     if (!cfg.keep) rmSync(st.dir, { recursive: true, force: true });
   }
