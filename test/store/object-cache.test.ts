@@ -32,6 +32,13 @@ afterEach(async () => {
 
 const nameOf = async () => (await store.get('k1'))!.attributes.find((a) => a.name === 'Name')!.value.value;
 
+/** Other code on the store's connection renames k1 to "second" (its encoded Text String value). */
+const renameBehindTheStore = () =>
+  store.db.prepare("UPDATE attributes SET value = ? WHERE name = 'Name'").run(Buffer.from([0x42, 0x00, 0x0b, 0x07, 0x00, 0x00, 0x00, 0x06, 0x73, 0x65, 0x63, 0x6f, 0x6e, 0x64, 0, 0]));
+
+const insertK2 = () =>
+  store.insert({ id: 'k2', tenant: 't', objectType: ObjectType.SymmetricKey, state: State.PreActive, wrapped: { rootKeyLabel: 'crk', mechanism: 'aes-gcm-v2', blob: new Uint8Array(60) }, attributes: [] });
+
 it('sees a change made through the store itself', async () => {
   expect((await store.get('k1'))!.state).toBe(State.PreActive);
   expect((await store.get('k1'))!.state).toBe(State.PreActive); // from memory
@@ -51,7 +58,7 @@ it('sees a change committed by another process (another connection)', async () =
 
 it('sees a change written by other code on the same connection', async () => {
   expect(await nameOf()).toBe('first');
-  store.db.prepare("UPDATE attributes SET value = ? WHERE name = 'Name'").run(Buffer.from([0x42, 0x00, 0x0b, 0x07, 0x00, 0x00, 0x00, 0x06, 0x73, 0x65, 0x63, 0x6f, 0x6e, 0x64, 0, 0]));
+  renameBehindTheStore();
   expect(await nameOf()).toBe('second');
 });
 
@@ -67,7 +74,7 @@ it('hands out objects that cannot be altered', async () => {
 
 it('a missing object is not remembered as missing', async () => {
   expect(await store.get('k2')).toBeUndefined();
-  await store.insert({ id: 'k2', tenant: 't', objectType: ObjectType.SymmetricKey, state: State.PreActive, wrapped: { rootKeyLabel: 'crk', mechanism: 'aes-gcm-v2', blob: new Uint8Array(60) }, attributes: [] });
+  await insertK2();
   expect((await store.get('k2'))!.id).toBe('k2');
 });
 
@@ -88,7 +95,7 @@ it('keeps what it holds across a cluster heartbeat', async () => {
 it('after a heartbeat still sees a change made on the same connection before it', async () => {
   const heartbeat = await beat();
   expect(await nameOf()).toBe('first');
-  store.db.prepare("UPDATE attributes SET value = ? WHERE name = 'Name'").run(Buffer.from([0x42, 0x00, 0x0b, 0x07, 0x00, 0x00, 0x00, 0x06, 0x73, 0x65, 0x63, 0x6f, 0x6e, 0x64, 0, 0]));
+  renameBehindTheStore();
   await heartbeat();
   expect(await nameOf()).toBe('second');
 });
@@ -105,8 +112,6 @@ it('after a heartbeat still sees a change another process committed before it', 
 
 // Create and the first Get of a key (its Fresh flag) write one object each: only that object is
 // read again; the rest stay in memory.
-const insertK2 = () =>
-  store.insert({ id: 'k2', tenant: 't', objectType: ObjectType.SymmetricKey, state: State.PreActive, wrapped: { rootKeyLabel: 'crk', mechanism: 'aes-gcm-v2', blob: new Uint8Array(60) }, attributes: [] });
 
 it('keeps the other objects across a Create', async () => {
   const a = await store.get('k1');
@@ -130,7 +135,7 @@ it('keeps the other objects across a change to one, and sees that change', async
 it('after a change to one object still sees a change to another made on the same connection before it', async () => {
   await insertK2();
   expect(await nameOf()).toBe('first');
-  store.db.prepare("UPDATE attributes SET value = ? WHERE name = 'Name'").run(Buffer.from([0x42, 0x00, 0x0b, 0x07, 0x00, 0x00, 0x00, 0x06, 0x73, 0x65, 0x63, 0x6f, 0x6e, 0x64, 0, 0]));
+  renameBehindTheStore();
   await store.update('k2', { state: State.Active });
   expect(await nameOf()).toBe('second');
 });
