@@ -6,7 +6,7 @@ import { serve } from './serve.js';
 import { enrollClient, registerClientCommands } from './client-commands.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import { CLIENT_ROLES } from '../store/client-registry.js';
-import { LIMIT_SETTINGS, DEFAULT_LISTEN, loadConfig, type Limits } from '../server/config.js';
+import { LIMIT_SETTINGS, MAX_SERVE_PROCESSES, DEFAULT_LISTEN, loadConfig, type Limits } from '../server/config.js';
 import { configReferenceMarkdown } from '../server/config-reference.js';
 import { DEFAULT_ROOT_KEY_LABEL } from '../hsm/index.js';
 import { addStoreOptions } from './data-folder.js';
@@ -59,7 +59,14 @@ export function buildProgram(): Command {
     .option('--listen <host:port>', `address to serve on (default: from kmipd.json, ${DEFAULT_LISTEN})`)
     .option('--admin-listen <host:port>', 'also serve /healthz, /readyz and /metrics over plain HTTP here (default: from kmipd.json, off)')
     .option('--tls-compat', 'also offer the RSA key-exchange AES-CBC-SHA256 suites older vCenters negotiate', false)
-    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info');
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .addOption(
+      new Option('--processes <n>', 'serve processes sharing the listener, at most one per core (default: from kmipd.json, 1)').argParser((v) => {
+        const n = positiveInt(v);
+        if (n > MAX_SERVE_PROCESSES) throw new InvalidArgumentError(`at most ${MAX_SERVE_PROCESSES}`);
+        return n;
+      }),
+    );
   // One flag per limit, named and documented by the configuration schema.
   const limitFlags = Object.entries(LIMIT_SETTINGS).map(([name, setting]) => {
     const option = new Option(setting.serveFlag, `${setting.description} (default ${String(setting.default)})`).argParser(positiveInt);
@@ -73,6 +80,7 @@ export function buildProgram(): Command {
       adminListen: o.adminListen,
       compatCiphers: o.tlsCompat,
       logLevel: o.logLevel,
+      processes: o.processes,
       limits: Object.fromEntries(limitFlags.map(([name, attr]) => [name, o[attr] as number | undefined])) as Partial<Limits>,
       store: { url: o.store, passwordEnv: o.storePasswordEnv },
     }),

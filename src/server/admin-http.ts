@@ -4,21 +4,45 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { ServerMetrics } from './metrics.js';
 
 export interface ReadinessCheck {
   readonly name: string;
   check(): Promise<void>;
 }
 
+/** What /readyz answers: ready when every check says `ok`; each check's result by name. */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly checks: Record<string, string>;
+}
+
+/** Where /metrics comes from: one process's registry, or all serve processes' together. */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
 export interface AdminServerOptions {
   readonly host: string;
   readonly port: number;
-  readonly metrics: ServerMetrics;
-  readonly checks: readonly ReadinessCheck[];
+  readonly metrics: MetricsSource;
+  readiness(): Promise<Readiness>;
   readonly log: Logger;
-  /** Readiness checks that take longer than this count as failed. */
-  readonly checkTimeoutMs?: number;
+}
+
+/** Every check run at once, each given `timeoutMs`; a check that throws or is late is not ready. */
+export async function runReadinessChecks(checks: readonly ReadinessCheck[], timeoutMs = 2000): Promise<Readiness> {
+  const results = await Promise.all(
+    checks.map(async (c) => {
+      try {
+        await withTimeout(c.check(), timeoutMs);
+        return [c.name, 'ok'] as const;
+      } catch (err) {
+        return [c.name, err instanceof Error ? err.message : String(err)] as const;
+      }
+    }),
+  );
+  return { ready: results.every(([, r]) => r === 'ok'), checks: Object.fromEntries(results) };
 }
 
 const ADMIN_MAX_CONNECTIONS = 64;
@@ -47,12 +71,12 @@ export class AdminServer {
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, '{"error":"method not allowed"}');
       if (path === '/healthz') return send(200, '{"status":"ok"}');
       if (path === '/readyz') {
-        void this.readiness().then(({ ready, checks }) => send(ready ? 200 : 503, JSON.stringify({ status: ready ? 'ready' : 'not ready', checks })));
+        void opts.readiness().then(({ ready, checks }) => send(ready ? 200 : 503, JSON.stringify({ status: ready ? 'ready' : 'not ready', checks })));
         return;
       }
       if (path === '/metrics') {
-        void opts.metrics.registry.metrics().then(
-          (text) => send(200, text, opts.metrics.registry.contentType),
+        void opts.metrics.metrics().then(
+          (text) => send(200, text, opts.metrics.contentType),
           (err: unknown) => {
             opts.log.error({ err }, 'metrics collection failed');
             send(500, '{"error":"metrics collection failed"}');
@@ -66,20 +90,6 @@ export class AdminServer {
     this.server.maxConnections = ADMIN_MAX_CONNECTIONS;
     this.server.headersTimeout = ADMIN_REQUEST_TIMEOUT_MS;
     this.server.requestTimeout = ADMIN_REQUEST_TIMEOUT_MS;
-  }
-
-  async readiness(): Promise<{ ready: boolean; checks: Record<string, string> }> {
-    const results = await Promise.all(
-      this.opts.checks.map(async (c) => {
-        try {
-          await withTimeout(c.check(), this.opts.checkTimeoutMs ?? 2000);
-          return [c.name, 'ok'] as const;
-        } catch (err) {
-          return [c.name, err instanceof Error ? err.message : String(err)] as const;
-        }
-      }),
-    );
-    return { ready: results.every(([, r]) => r === 'ok'), checks: Object.fromEntries(results) };
   }
 
   async start(): Promise<AddressInfo> {

@@ -20,7 +20,8 @@ import { hostname } from 'node:os';
 import { ENUM_INFO } from '../kmip/registry/generated.js';
 import type { StoreHealth } from '../store/types.js';
 import { ServerMetrics, type KeyCounts } from './metrics.js';
-import { AdminServer } from './admin-http.js';
+import { AdminServer, runReadinessChecks, type Readiness } from './admin-http.js';
+import type { Registry } from 'prom-client';
 
 export const SERVER_VENDOR = 'kmipd';
 export const SERVER_VERSION: string = (
@@ -32,6 +33,8 @@ export interface RunningServer {
   readonly address: { host: string; port: number };
   /** The admin HTTP listener, when one was asked for. */
   readonly admin: { host: string; port: number } | undefined;
+  /** This process's metrics and readiness, when the admin listener is configured (served here or by the primary). */
+  readonly health: { readonly registry: Registry; readiness(): Promise<Readiness> } | undefined;
   /** Reopen the audit log file (SIGHUP after log rotation): no line is lost between rotate and reopen. */
   reopenLogs(): void;
   stop(): Promise<void>;
@@ -47,12 +50,17 @@ export async function startServer(
     limits?: Partial<Limits>;
     /** --store / --store-password-env: another store than kmipd.json's. */
     store?: { url?: string | undefined; passwordEnv?: string | undefined };
+    /** Set in one of the processes of `serve --processes N` (serve-processes.ts). */
+    process?: ServeProcessRole;
   } = {},
 ): Promise<RunningServer> {
   const cfg = loadConfig(dataDir);
   const adminListen = overrides.adminListen ?? cfg.admin.listen;
   const adminAddress = adminListen === undefined ? undefined : parseListen(adminListen);
-  const limits = resolveLimits({ ...cfg.limits, ...overrides.limits }, 'serve');
+  const role = overrides.process;
+  const configured = resolveLimits({ ...cfg.limits, ...overrides.limits }, 'serve');
+  // New connections are dealt to the processes in turn, so each takes its share of the total.
+  const limits = role ? { ...configured, maxConnections: Math.ceil(configured.maxConnections / role.processes) } : configured;
   const log = overrides.log ?? pino({ name: 'kmipd' });
   const auditLog = openAuditLog(join(dataDir, 'audit.log'), log);
   const audit = auditLog.logger;
@@ -126,6 +134,7 @@ export async function startServer(
     port,
     maxMessageSize: limits.maxMessageSize,
     limits,
+    sharedListener: role !== undefined,
     dispatcher,
     log,
     gate: operator.gate,
@@ -136,17 +145,15 @@ export async function startServer(
       compatCiphers: overrides.compatCiphers ?? cfg.tls.compatCiphers,
     },
   });
+  const checks = [
+    { name: 'hsm', check: () => keys.ping(operator.activeRootKeyLabel()) },
+    { name: 'store', check: () => store.probeWritable() },
+  ];
+  const health = metrics ? { registry: metrics.registry, readiness: () => runReadinessChecks(checks) } : undefined;
+  // With several processes the primary serves the admin listener for all of them.
   const admin =
-    adminAddress && metrics
-      ? new AdminServer({
-          ...adminAddress,
-          metrics,
-          log,
-          checks: [
-            { name: 'hsm', check: () => keys.ping(operator.activeRootKeyLabel()) },
-            { name: 'store', check: () => store.probeWritable() },
-          ],
-        })
+    adminAddress && health && !role
+      ? new AdminServer({ ...adminAddress, metrics: health.registry, readiness: health.readiness, log })
       : undefined;
   let address;
   let adminBound;
@@ -156,7 +163,7 @@ export async function startServer(
     adminBound = await admin?.start();
     membership = await joinCluster(
       backend.cluster,
-      { nodeId, host: hostname(), listen: `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`, version: SERVER_VERSION, pid: process.pid },
+      { nodeId, host: hostname(), listen: `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`, version: SERVER_VERSION, pid: role ? process.ppid : process.pid },
       log,
     );
   } catch (err) {
@@ -169,12 +176,14 @@ export async function startServer(
     throw err;
   }
   operator.attach(server, { cert: resolveIn(dataDir, cfg.tls.cert), key: resolveIn(dataDir, cfg.tls.key) });
-  log.info({ host: address.address, port: address.port }, 'kmipd listening');
+  // The primary says `kmipd listening` once every process is: clients wait for that line.
+  log.info({ host: address.address, port: address.port }, role ? 'serve process listening' : 'kmipd listening');
   if (adminBound) log.info({ host: adminBound.address, port: adminBound.port }, 'kmipd admin listening');
   return {
     server,
     address: { host: address.address, port: address.port },
     admin: adminBound ? { host: adminBound.address, port: adminBound.port } : undefined,
+    health,
     reopenLogs() {
       auditLog.reopen();
       log.info('audit log reopened');
@@ -192,6 +201,12 @@ export async function startServer(
       log.info('kmipd stopped');
     },
   };
+}
+
+/** One of the N processes of `serve --processes N`. */
+export interface ServeProcessRole {
+  readonly index: number;
+  readonly processes: number;
 }
 
 /** Objects per State, every State named (from the registry) so that a zero is a series too. */

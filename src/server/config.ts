@@ -39,6 +39,8 @@ export interface KmipdConfig {
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string; readonly compatCiphers: boolean };
   readonly pki: { readonly dir: string } | undefined;
   readonly listen: string;
+  /** `serve` processes sharing the listener (each with its own HSM sessions and store connection). */
+  readonly processes?: number | undefined;
   /** The admin HTTP listener (health, readiness, metrics); off unless `listen` is set. */
   readonly admin?: { readonly listen: string | undefined } | undefined;
   readonly limits: Limits;
@@ -48,9 +50,12 @@ export interface KmipdConfig {
 export type ResolvedConfig = KmipdConfig & {
   readonly admin: { readonly listen: string | undefined };
   readonly hsm: { readonly sessions: number };
+  readonly processes: number;
 };
 
 export const CONFIG_FILE = 'kmipd.json';
+/** Most `serve` processes: beyond the cores of any machine we expect, each holds HSM sessions. */
+export const MAX_SERVE_PROCESSES = 64;
 export const DEFAULT_LISTEN = '127.0.0.1:5696';
 
 // ---------------------------------------------------------------------------------------------
@@ -122,6 +127,13 @@ function storeUrl(value: unknown, where: string): string | undefined {
 function sessionCount(value: unknown, where: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_HSM_SESSIONS) {
     throw new Error(`${where} must be an integer from 1 to ${MAX_HSM_SESSIONS}, got ${shown(value)}`);
+  }
+  return value;
+}
+
+function processCount(value: unknown, where: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_SERVE_PROCESSES) {
+    throw new Error(`${where} must be an integer from 1 to ${MAX_SERVE_PROCESSES}, got ${shown(value)}`);
   }
   return value;
 }
@@ -207,6 +219,16 @@ export const LIMIT_SETTINGS: { readonly [K in LimitName]: DefaultedSetting<numbe
   maxConnections: limit('maxConnections', 'count', 'open TCP connections in total, handshakes included; past it new connections are closed', '--max-connections <n>'),
   maxConnectionsPerClient: limit('maxConnectionsPerClient', 'count', 'open connections per client certificate', '--max-connections-per-client <n>'),
 };
+
+/** `processes`, with its `kmipd serve --processes` flag. */
+const PROCESSES_SETTING = defaulted<number | undefined>({
+  type: `integer 1–${MAX_SERVE_PROCESSES}`,
+  description:
+    '`serve` processes answering on the one listener, each with its own HSM sessions and store connection; new connections go to them in turn, session tickets work across them. `1`: one process (one core). Up to the number of cores for more requests or handshakes per second. `maxConnections` is shared out between them; `maxConnectionsPerClient` holds in each',
+  default: 1,
+  serveFlag: '--processes <n>',
+  parse: processCount,
+});
 
 export const CONFIG_SCHEMA = section<KmipdConfig>({
   version: required<1>({
@@ -307,6 +329,7 @@ export const CONFIG_SCHEMA = section<KmipdConfig>({
     serveFlag: '--listen <host:port>',
     parse: address,
   }),
+  processes: PROCESSES_SETTING,
   admin: section(
     {
       listen: defaulted({

@@ -36,6 +36,12 @@ export interface KmipServerOptions {
   readonly limits?: Partial<ConnectionLimits>;
   /** Counts connections and refusals (metrics). */
   readonly observe?: ConnectionObserver;
+  /**
+   * The listener is shared with other serve processes (node:cluster). Node's own maxConnections
+   * does not drop a connection there but hands it to another process or holds it for later, so a
+   * flood would queue in the primary: this process closes the excess itself.
+   */
+  readonly sharedListener?: boolean;
 }
 
 /** Connection events, with bounded reason labels. */
@@ -72,13 +78,28 @@ export class KmipServer {
     this.server = createServer({ ...tlsServerOptions(opts.tls), handshakeTimeout: limits.handshakeTimeoutMs }, (socket) =>
       this.onConnection(socket),
     );
-    // Past maxConnections Node closes new TCP connections before any TLS work is done.
-    this.server.maxConnections = limits.maxConnections;
-    this.server.on('drop', (d) => {
-      opts.log.warn({ remote: d?.remoteAddress, max: limits.maxConnections }, 'connection refused: too many connections');
+    const refuse = (remote: string | undefined) => {
+      opts.log.warn({ remote, max: limits.maxConnections }, 'connection refused: too many connections');
       opts.observe?.handshakeFailed('too_many_connections');
-    });
-    this.server.on('connection', (raw: Socket) => this.handshakes.accepted(raw));
+    };
+    if (opts.sharedListener) {
+      let open = 0;
+      this.server.on('connection', (raw: Socket) => {
+        if (open >= limits.maxConnections) {
+          refuse(raw.remoteAddress);
+          raw.destroy();
+          return;
+        }
+        open += 1;
+        raw.once('close', () => (open -= 1));
+        this.handshakes.accepted(raw);
+      });
+    } else {
+      // Past maxConnections Node closes new TCP connections before any TLS work is done.
+      this.server.maxConnections = limits.maxConnections;
+      this.server.on('drop', (d) => refuse(d?.remoteAddress));
+      this.server.on('connection', (raw: Socket) => this.handshakes.accepted(raw));
+    }
     this.server.on('tlsClientError', (err, socket) => {
       opts.log.info({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake refused');
       // Settled here: our own deadline must not fire for it too (and count it twice). When our

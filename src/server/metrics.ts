@@ -53,6 +53,8 @@ export class ServerMetrics implements RequestObserver, ConnectionObserver {
         name: 'kmipd_keys',
         help: 'Managed objects by state',
         labelNames: ['state'],
+        // Every serve process counts the same store: /metrics over several shows one count, not their sum.
+        aggregator: 'first',
         registers: [this.registry],
         async collect() {
           // A store that cannot be read leaves this gauge empty rather than failing the whole scrape.
