@@ -13,6 +13,8 @@ export interface BenchContext {
   readonly workDir: string;
   /** Write V8 CPU profiles of the servers here, when set. */
   readonly profileDir: string | undefined;
+  /** `processes` written into every kmipd data folder (serve processes behind one listener). */
+  readonly serverProcesses: number;
   log(msg: string): void;
 }
 
@@ -41,6 +43,11 @@ export async function freshKmipdData(ctx: BenchContext, name: string): Promise<{
   if (softhsmConf) {
     const confPath = isAbsolute(softhsmConf) ? softhsmConf : join(dir, softhsmConf);
     if (confPath.startsWith(dir)) writeFileSync(confPath, readFileSync(confPath, 'utf8').split(source).join(dir));
+  }
+  if (ctx.serverProcesses > 1) {
+    const configPath = join(dir, 'kmipd.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configPath, JSON.stringify({ ...config, processes: ctx.serverProcesses }, null, 2));
   }
   const client = await prepareKmipdData(ctx.root, dir);
   return { dir, client };

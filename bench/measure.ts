@@ -1,6 +1,6 @@
 // One measured load run against a running server: fork the generator processes, open the
 // connections, run the window, and collect the client-side figures with the server's CPU and memory.
-import { memoryOf, treeCpuTimeMs } from './proc-stats.js';
+import { treeMemoryOf, treeCpuTimeMs } from './proc-stats.js';
 import { summarize, type LatencySummary } from './histogram.js';
 import { splitEvenly, WorkerGroup } from './worker-group.js';
 import type { ServerUnderTest } from './targets.js';
@@ -86,7 +86,7 @@ export async function measureLoad(server: ServerUnderTest, workload: Workload, k
     errorCount: merged.errorCount,
     serverCores,
     generatorCores: merged.generatorCores,
-    serverRssMiB: memoryOf(server.pid).rssMiB,
+    serverRssMiB: treeMemoryOf(server.pid).rssMiB,
   };
 }
 

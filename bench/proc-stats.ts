@@ -16,6 +16,22 @@ export function memoryOf(pid: number): MemoryUsage {
   return { rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024 };
 }
 
+/** Resident memory of the process and its descendants (serve processes under a primary), summed. */
+export function treeMemoryOf(pid: number): MemoryUsage {
+  let rssMiB = 0;
+  let hwmMiB = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = memoryOf(p);
+      rssMiB += m.rssMiB;
+      hwmMiB += m.hwmMiB;
+    } catch {
+      // exited between listing and reading
+    }
+  }
+  return { rssMiB, hwmMiB };
+}
+
 /** User + system CPU time the process has used so far, in ms. */
 export function cpuTimeMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

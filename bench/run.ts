@@ -61,6 +61,7 @@ other suites:
                            C_Encrypt / C_GenerateRandom, like a network HSM (1000)
   --slow-hsm-sessions LIST slowhsm suite: hsm.sessions values to compare on Get (1,8)
 
+  --server-processes N     kmipd serve processes behind the one listener (kmipd.json processes; 1)
   --label TEXT             what is measured (e.g. a commit); default: the checkout path
   --out DIR                results folder (bench/out/<time>)
   --keep                   keep the scratch data folders
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
       'profile-workloads': { type: 'string' },
       'slow-hsm-delay-us': { type: 'string' },
       'slow-hsm-sessions': { type: 'string' },
+      'server-processes': { type: 'string' },
       label: { type: 'string' },
       out: { type: 'string' },
       keep: { type: 'boolean' },
@@ -142,6 +144,7 @@ async function main(): Promise<void> {
   const idle = num('idle', values.idle, 10_000, 200);
   const handshakeMs = num('handshake-duration', values['handshake-duration'], 5, 1.5) * 1000;
   const maxMinutes = num('max-minutes', values['max-minutes'], 120);
+  const serverProcesses = num('server-processes', values['server-processes'], 1);
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const outDir = values.out ?? join(BENCH_DIR, 'out', stamp);
@@ -151,9 +154,10 @@ async function main(): Promise<void> {
     root: REPO_ROOT,
     workDir,
     profileDir: values['profile-dir'] ?? join(outDir, 'profiles'),
+    serverProcesses,
     log: (msg) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`),
   };
-  const settings = { load, repeat, workloads: workloads.map((w) => w.name), seedKeys, pykmip, sizes, idle, handshakeMs, quick };
+  const settings = { load, repeat, workloads: workloads.map((w) => w.name), seedKeys, pykmip, sizes, idle, handshakeMs, quick, serverProcesses };
   ctx.log(`bench: suites ${suites.join(', ')}; scratch ${workDir}; results ${outDir}`);
 
   // The whole run is bounded: past --max-minutes everything this process started is killed.

@@ -2,7 +2,7 @@
 // the server's resident memory and by what happens meanwhile to an active client's latency.
 import { freshKmipdData, type BenchContext } from '../context.js';
 import { measureLoad, medianOf, type LoadSettings } from '../measure.js';
-import { memoryOf, type MemoryUsage } from '../proc-stats.js';
+import { treeMemoryOf, type MemoryUsage } from '../proc-stats.js';
 import { seedKeys } from '../seed.js';
 import { connectionLimitArgs, startKmipd } from '../targets.js';
 import { splitEvenly, WorkerGroup } from '../worker-group.js';
@@ -52,7 +52,7 @@ export async function runIdleConnections(ctx: BenchContext, cfg: IdleConfig): Pr
     for (let i = 0; i < cfg.repeat; i++) alone.push(await measureLoad(server, get, keys, cfg.active));
     const activeAlone = medianOf(alone);
     ctx.log(`kmipd active client alone: ${activeAlone.opsPerSec.toFixed(0)} ops/s, p99 ${activeAlone.latency.p99Ms} ms`);
-    const memoryBefore = memoryOf(server.pid);
+    const memoryBefore = treeMemoryOf(server.pid);
 
     ctx.log(`kmipd: opening ${cfg.idle} idle connections from ${cfg.holders} processes`);
     const t0 = Date.now();
@@ -70,12 +70,12 @@ export async function runIdleConnections(ctx: BenchContext, cfg: IdleConfig): Pr
     try {
       // Let the server settle (garbage collection after the handshake burst) before reading memory.
       await new Promise((r) => setTimeout(r, 2_000));
-      const memoryWithIdle = memoryOf(server.pid);
+      const memoryWithIdle = treeMemoryOf(server.pid);
       ctx.log(`kmipd: ${held.opened} idle connections open in ${openSeconds.toFixed(1)} s (failed ${held.failed}), RSS ${memoryWithIdle.rssMiB.toFixed(0)} MiB`);
       const withIdle = [];
       for (let i = 0; i < cfg.repeat; i++) withIdle.push(await measureLoad(server, get, keys, cfg.active));
       const activeWithIdle = medianOf(withIdle);
-      const memoryAfterActive = memoryOf(server.pid);
+      const memoryAfterActive = treeMemoryOf(server.pid);
       ctx.log(`kmipd active client with idle connections: ${activeWithIdle.opsPerSec.toFixed(0)} ops/s, p99 ${activeWithIdle.latency.p99Ms} ms`);
       const released = await held.group.release();
       releasedAll = true;

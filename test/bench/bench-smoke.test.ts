@@ -160,3 +160,39 @@ describe('benchmark harness (smoke run)', () => {
     expect(existsSync(join(out.path, 'results.json'))).toBe(true);
   });
 });
+
+describe('benchmark harness with --server-processes 2 (smoke run)', () => {
+  let out: ReturnType<typeof tempDir>;
+  let results: BenchResults;
+
+  beforeAll(async () => {
+    out = tempDir('kmipd-bench-smoke-p2-');
+    // prettier-ignore
+    await run(
+      process.execPath,
+      [
+        VITE_NODE, join(ROOT, 'bench/run.ts'), '--', '--quick', '--no-pykmip',
+        '--suites', 'throughput,idle', '--workloads', 'get,create', '--connections', '4',
+        '--duration', '0.5', '--warmup', '0.1', '--repeat', '1', '--seed-keys', '20', '--idle', '40',
+        '--server-processes', '2', '--max-minutes', '3', '--out', out.path, '--label', 'smoke-p2',
+      ],
+      { cwd: ROOT, maxBuffer: 16 << 20, timeout: 200_000 },
+    );
+    results = JSON.parse(readFileSync(join(out.path, 'results.json'), 'utf8')) as BenchResults;
+  }, 220_000);
+  afterAll(() => out?.remove());
+
+  it('runs kmipd as a primary and two serve processes, and counts the whole tree', () => {
+    expect(results.settings['serverProcesses']).toBe(2);
+    expect(readFileSync(join(out.path, 'report.md'), 'utf8')).toContain('2 serve processes behind one listener');
+    const t = results.throughput!;
+    for (const [name, f] of Object.entries(t.kmipd.workloads)) {
+      expect(f.errorCount, `${name}: ${JSON.stringify(f.errors)}`).toBe(0);
+      expect(f.ops).toBeGreaterThan(0);
+    }
+    const idle = results.idle!;
+    expect(idle.idleStillOpenAtEnd).toBe(40);
+    // Three Node processes: far more than one process's resident memory (~100 MiB) before any connection.
+    expect(idle.memoryBefore.rssMiB).toBeGreaterThan(180);
+  });
+});

@@ -1,10 +1,10 @@
-// `kmipd serve --processes 2`: two serve processes behind one listener, as an operator runs it.
+// `"processes": 2` / `kmipd serve --processes 2`: two serve processes behind one listener, as an operator runs it.
 // New connections are dealt to the processes in turn, so consecutive connections land on both:
 // a key created through one is read through the other, a session from one resumes on the other,
 // /metrics and /readyz speak for both, one process killed takes only its own connections with it
 // and comes back, and SIGTERM stops them all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
@@ -13,6 +13,7 @@ import { initAndEnroll, kmipd, startServe, tempDir, type ClientBundle, type Serv
 import { KmipTestClient } from '../helpers/kmip-client.js';
 import { create, simple } from '../helpers/kmip-requests.js';
 import { eventually } from '../operator/helpers.js';
+import { resolveConfig } from '../../src/server/config.js';
 import { parseExposition, sample } from '../admin/prometheus-text.js';
 
 const V = { major: 1, minor: 4 };
@@ -25,7 +26,10 @@ const open: KmipTestClient[] = [];
 beforeAll(async () => {
   dir = tempDir();
   client = await initAndEnroll(dir.path, 'multi');
-  server = await startServe(dir.path, ['--processes', '2', '--admin-listen', '127.0.0.1:0']);
+  // As an operator sets it for good: in kmipd.json (the limits test below uses the flag).
+  const configPath = join(dir.path, 'kmipd.json');
+  writeFileSync(configPath, JSON.stringify({ ...(JSON.parse(readFileSync(configPath, 'utf8')) as object), processes: 2 }));
+  server = await startServe(dir.path, ['--admin-listen', '127.0.0.1:0']);
   admin = `http://127.0.0.1:${server.adminPort}`;
 });
 afterAll(async () => {
@@ -70,7 +74,7 @@ async function readiness(): Promise<{ status: number; checks: Record<string, str
   return { status: r.status, checks: (JSON.parse(await r.text()) as { checks: Record<string, string> }).checks };
 }
 
-describe('serve --processes 2', () => {
+describe('serve with processes: 2', () => {
   it('starts two serve processes under one primary, one after the other', () => {
     const pids = servePids();
     expect(pids).toHaveLength(2);
@@ -214,9 +218,14 @@ describe('serve --processes: limits and bad values', () => {
     }
   });
 
-  it('refuses --processes 0 and 65', async () => {
+  it('refuses --processes 0 and 65, and the same in kmipd.json', async () => {
     for (const n of ['0', '65']) {
       await expect(kmipd('serve', '--data', '/nonexistent', '--processes', n)).rejects.toMatchObject({ stderr: expect.stringMatching(/--processes/) });
+    }
+    for (const n of [0, 65, 1.5]) {
+      expect(() => resolveConfig({ ...(JSON.parse(readFileSync(join(dir.path, 'kmipd.json'), 'utf8')) as object), processes: n })).toThrow(
+        /processes must be an integer from 1 to 64/,
+      );
     }
   });
 });
