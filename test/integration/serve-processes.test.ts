@@ -59,6 +59,12 @@ const alive = (pid: number) => {
   }
 };
 
+async function initClient(name: string): Promise<ClientBundle> {
+  const out = join(dir.path, 'clients');
+  await kmipd('client', 'enroll', name, '--data', dir.path, '--out', out);
+  return { cert: join(out, `${name}.crt`), key: join(out, `${name}.key`), ca: join(out, 'ca.crt') };
+}
+
 async function connect(extra: Parameters<typeof KmipTestClient.connect>[2] = {}): Promise<KmipTestClient> {
   const k = await KmipTestClient.connect(server.port, client, extra);
   open.push(k);
@@ -128,6 +134,37 @@ describe('serve with processes: 2', () => {
     for (const k of [a, b]) expect((await k.call(V, [create(V)])).items[0]!.status).toBe(ResultStatus.Success);
     const creates = () => (existsSync(audit) ? readFileSync(audit, 'utf8').split('\n').filter((l) => l.includes('"operation":"Create"')).length : 0);
     await eventually('both Creates in the new audit.log', () => creates() === 2);
+  });
+
+  it('a revoked client loses its connections on every process; others keep theirs', async () => {
+    const victim = await initClient('victim');
+    const theirs: KmipTestClient[] = [];
+    for (let i = 0; i < 4; i++) {
+      const k = await KmipTestClient.connect(server.port, victim);
+      open.push(k);
+      expect((await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status).toBe(ResultStatus.Success);
+      theirs.push(k);
+    }
+    const ours = [await connect(), await connect()];
+    await kmipd('client', 'revoke', 'victim', '--data', dir.path, '--reason', 'test');
+    await eventually('all four of its connections closed', () => theirs.every((k) => k.closed));
+    for (const k of ours) expect((await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status).toBe(ResultStatus.Success);
+  });
+
+  it('after kmipd root rotate, both processes unwrap the re-wrapped keys and wrap new ones under the new root key', async () => {
+    const before = [await connect(), await connect()];
+    const made: string[] = [];
+    for (const k of before) made.push((await k.call(V, [create(V)])).items[0]!.payload.requiredText(Tag.UniqueIdentifier));
+    await kmipd('root', 'rotate', '--data', dir.path);
+    const after = [await connect(), await connect()];
+    for (const k of after) made.push((await k.call(V, [create(V)])).items[0]!.payload.requiredText(Tag.UniqueIdentifier));
+    for (const k of [...before, ...after]) for (const id of made) expect(await getKey(k, id)).toBe(ResultStatus.Success);
+    const status = JSON.parse((await kmipd('root', 'status', '--data', dir.path, '--json')).stdout) as {
+      active: string;
+      versions: { label: string; wrappedKeys: number }[];
+    };
+    expect(status.active).toBe('kmipd-crk-v2');
+    expect(status.versions.find((v) => v.label === 'kmipd-crk-v1')?.wrappedKeys).toBe(0);
   });
 
   it('a killed process takes only its own connections; the primary starts another', async () => {
