@@ -7,6 +7,7 @@
 // request or handshake, as if the row were read each time.
 import type Database from 'better-sqlite3';
 import { UntilChanged } from './sqlite-change-watch.js';
+import { LockWait } from './sqlite-lock-wait.js';
 import {
   caTrustClash,
   ClientRegistryError,
@@ -41,7 +42,11 @@ export class SqliteClientRegistry implements ClientRegistry {
   /** activeLeaf answers by fingerprint (undefined: no active pinned or issued credential). */
   private readonly leaves: UntilChanged<string, ActiveCredential | undefined>;
 
+  /** Last-seen updates (on the connection path) wait for another process's lock from the event loop. */
+  private readonly lockWait: LockWait;
+
   constructor(private readonly db: Database.Database) {
+    this.lockWait = new LockWait(db);
     this.credentials = new UntilChanged(db, MAX_CACHED_CREDENTIALS);
     this.leaves = new UntilChanged(db, MAX_CACHED_CREDENTIALS);
     this.stmts = {
@@ -166,6 +171,6 @@ export class SqliteClientRegistry implements ClientRegistry {
   async touch(name: string, fingerprint: string, now = new Date(), minIntervalS = 60): Promise<void> {
     const s = seconds(now);
     if (!this.throttle.due(name, fingerprint, s, minIntervalS)) return;
-    this.stmts.touch.run(s, fingerprint, name, s - minIntervalS, fingerprint);
+    await this.lockWait.write(() => this.stmts.touch.run(s, fingerprint, name, s - minIntervalS, fingerprint));
   }
 }

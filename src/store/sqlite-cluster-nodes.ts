@@ -1,13 +1,18 @@
 // Cluster membership in SQLite (see cluster-nodes.ts): the nodes are processes on this machine
 // sharing the database file, so the local clock is the database's clock.
 import type Database from 'better-sqlite3';
+import { LockWait } from './sqlite-lock-wait.js';
 import { SqliteChangeWatch } from './sqlite-change-watch.js';
 import { toClusterNode, type ClusterNode, type ClusterNodes, type NodeDbRow, type NodeRegistration } from './cluster-nodes.js';
 
 export class SqliteClusterNodes implements ClusterNodes {
   private readonly stmts;
 
+  /** A beat waits for another process's lock from the event loop, never inside SQLite. */
+  private readonly lockWait: LockWait;
+
   constructor(private readonly db: Database.Database) {
+    this.lockWait = new LockWait(db);
     this.stmts = {
       register: db.prepare(
         `INSERT INTO cluster_nodes (node_id, host, listen, version, pid, started_at, heartbeat_at, stopped_at)
@@ -28,7 +33,8 @@ export class SqliteClusterNodes implements ClusterNodes {
 
   async heartbeat(nodeId: string): Promise<boolean> {
     // Only cluster_nodes changes: the caches on this connection keep what they hold.
-    return SqliteChangeWatch.writeUnwatched(this.db, () => this.stmts.heartbeat.run(Date.now(), nodeId)).changes === 1;
+    const beat = await this.lockWait.write(() => SqliteChangeWatch.writeUnwatched(this.db, () => this.stmts.heartbeat.run(Date.now(), nodeId)));
+    return beat.changes === 1;
   }
 
   async stopped(nodeId: string): Promise<void> {

@@ -12,6 +12,7 @@ import { MIGRATIONS } from './sqlite-migrations.js';
 import { WalSync } from './sqlite-wal-sync.js';
 import { isValueIndexed, valueIndexCondition } from './value-index.js';
 import { UntilChanged } from './sqlite-change-watch.js';
+import { isLockBusy, LockWait, LOCK_WAIT_MS } from './sqlite-lock-wait.js';
 import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
 
 interface ObjectRow {
@@ -102,7 +103,7 @@ export function openSqliteDatabase(path: string): Database.Database {
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   db.pragma('secure_delete = ON');
-  db.pragma('busy_timeout = 5000');
+  db.pragma(`busy_timeout = ${LOCK_WAIT_MS}`);
   migrate(db);
   return db;
 }
@@ -129,11 +130,14 @@ export class SqliteStore implements KeyStore, StoreHealth {
   private readonly stmts;
 
   private readonly walSync: WalSync;
+  /** Request-path writes wait for another process's lock from the event loop, not inside SQLite. */
+  private readonly lockWait: LockWait;
 
   constructor(path: string) {
     this.db = openSqliteDatabase(path);
     this.walSync = new WalSync(`${path}-wal`);
     this.recent = new UntilChanged(this.db, MAX_RECENT_OBJECTS);
+    this.lockWait = new LockWait(this.db);
     const db = this.db;
     this.stmts = {
       insertObject: db.prepare(
@@ -182,38 +186,56 @@ export class SqliteStore implements KeyStore, StoreHealth {
     void this.walSync.settled().then(() =>
       setImmediate(() => {
         this.flushScheduled = false;
-        this.flushInserts();
+        void this.flushInserts();
       }),
     );
   }
 
-  private flushInserts(): void {
+  private async flushInserts(): Promise<void> {
     const batch = this.pendingInserts.splice(0);
     if (batch.length === 0 || !this.db.open) return;
-    const committed: typeof batch = [];
-    const { sync } = this.commitWithoutWaiting(() => this.writeObjects(batch.map((p) => p.obj.id), () => {
-      try {
-        this.db.transaction(() => {
-          for (const p of batch) this.insertRow(p.obj);
-        })();
-        committed.push(...batch);
-      } catch {
-        // One bad row (e.g. a duplicate id) must not fail the others: commit them one by one.
-        for (const p of batch) {
-          try {
-            this.db.transaction(() => this.insertRow(p.obj))();
-            committed.push(p);
-          } catch (err) {
-            p.reject(err);
-          }
-        }
-      }
-    }));
+    let committed: typeof batch;
+    let sync: () => Promise<void>;
+    try {
+      ({ result: committed, sync } = await this.lockWait.write(() =>
+        this.commitWithoutWaiting(() => this.writeObjects(batch.map((p) => p.obj.id), () => this.commitInserts(batch))),
+      ));
+    } catch (err) {
+      // The lock stayed taken (or the database closed meanwhile): nothing of the batch was stored.
+      for (const p of batch) p.reject(err);
+      return;
+    }
     if (committed.length === 0) return;
     sync().then(
       () => committed.forEach((p) => p.resolve()),
       (err: unknown) => committed.forEach((p) => p.reject(err)),
     );
+  }
+
+  /** One transaction for the batch; throws (nothing stored) only when the lock is held elsewhere. */
+  private commitInserts(batch: typeof this.pendingInserts): typeof this.pendingInserts {
+    try {
+      this.db.transaction(() => {
+        for (const p of batch) this.insertRow(p.obj);
+      })();
+      return batch;
+    } catch (err) {
+      if (isLockBusy(err)) throw err; // retried as a whole
+    }
+    // One bad row (e.g. a duplicate id) must not fail the others: commit them one by one, each
+    // waiting for the lock in SQLite itself (a retry of the whole would insert the committed twice).
+    const committed: typeof batch = [];
+    this.lockWait.waiting(() => {
+      for (const p of batch) {
+        try {
+          this.db.transaction(() => this.insertRow(p.obj))();
+          committed.push(p);
+        } catch (err) {
+          p.reject(err);
+        }
+      }
+    });
+    return committed;
   }
 
   /**
@@ -309,8 +331,8 @@ export class SqliteStore implements KeyStore, StoreHealth {
 
   async update(id: string, change: ObjectUpdate): Promise<boolean> {
     // IMMEDIATE: take the write lock before reading, so a writer in another process (the CLI,
-    // another node) makes us wait (busy_timeout) instead of failing with SQLITE_BUSY_SNAPSHOT.
-    const { result, sync } = this.commitWithoutWaiting(() => this.writeObjects([id], () => this.db.transaction(() => {
+    // another node) makes us wait (lockWait) instead of failing with SQLITE_BUSY_SNAPSHOT.
+    const { result, sync } = await this.lockWait.write(() => this.commitWithoutWaiting(() => this.writeObjects([id], () => this.db.transaction(() => {
       const row = this.stmts.objectById.get(id) as ObjectRow | undefined;
       if (!row) return false;
       if (change.state !== undefined) this.stmts.setState.run(change.state, row.seq);
@@ -323,7 +345,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
         this.stmts.eraseKey.run(row.seq);
       }
       return true;
-    }).immediate()));
+    }).immediate())));
     // Durable before the answer, but the fsync off the event loop (as for inserts): the first Get
     // of every new key flips its Fresh attribute, and a synchronous fsync there held up everyone.
     await sync();
@@ -333,25 +355,25 @@ export class SqliteStore implements KeyStore, StoreHealth {
   async applyDueTransitions(now: bigint): Promise<void> {
     // Encoded Date-Time values of positive times sort like the times themselves (big-endian).
     const nowValue = encodeTtlv(dateTime(Tag.AttributeValue, now));
-    this.db.transaction(() => {
+    await this.lockWait.write(() => this.db.transaction(() => {
       this.db.prepare(`UPDATE objects SET state = ${State.Deactivated} WHERE state IN (${State.PreActive}, ${State.Active}) AND ${dueObjectsCondition('Deactivation Date')}`).run(nowValue);
       this.db.prepare(`UPDATE objects SET state = ${State.Active} WHERE state = ${State.PreActive} AND ${dueObjectsCondition('Activation Date')}`).run(nowValue);
-    })();
+    })());
   }
 
   async remove(id: string): Promise<void> {
-    this.writeObjects([id], () => this.stmts.removeObject.run(id));
+    await this.lockWait.write(() => this.writeObjects([id], () => this.stmts.removeObject.run(id)));
   }
 
   async restore(obj: StoredObject): Promise<void> {
-    this.writeObjects([obj.id], () => this.db.transaction(() => {
+    await this.lockWait.write(() => this.writeObjects([obj.id], () => this.db.transaction(() => {
       const row = this.stmts.objectById.get(obj.id) as ObjectRow | undefined;
       if (!row) return;
       const w = obj.wrapped;
       this.stmts.restoreObject.run(obj.state, w?.rootKeyLabel ?? null, w?.mechanism ?? null, w ? Buffer.from(w.blob) : null, row.seq);
       this.stmts.deleteAllAttributes.run(row.seq);
       this.insertAttributes(row.seq, obj.attributes);
-    }).immediate());
+    }).immediate()));
   }
 
   async locate(q: LocateQuery): Promise<LocateResult> {

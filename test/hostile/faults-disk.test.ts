@@ -206,4 +206,39 @@ describe('database locked by another process', () => {
     keys.set(again!.id, again!.material);
     await expectServedAndIntact(server.port, bundle, keys, tally);
   });
+
+  it('while a Create waits for the lock, every other connection is answered (the wait does not pause the server)', async () => {
+    const waiting = await KmipTestClient.connect(server.port, bundle);
+    const reader = await KmipTestClient.connect(server.port, bundle);
+    const [someId, someKey] = [...keys.entries()][0]!;
+    try {
+      locker = await lockDatabase();
+      waiting.sendRaw(encodeRequest(V12, [createItem(V12)]));
+      let createAnswered = false;
+      const create = waiting.next(60_000).then((raw) => {
+        createAnswered = true;
+        return parseResponse(decodeTtlv(raw!));
+      });
+      // Answered while the Create still waits: a Get on an open connection, a new connection's
+      // admission (its last-seen update waits too) and its first request.
+      reader.sendRaw(encodeRequest(V12, [getItem(someId)]));
+      const g = parseResponse(decodeTtlv((await reader.next(60_000))!));
+      expect(keyMaterial(g.items[0]!.payload).equals(someKey)).toBe(true);
+      const fresh = await KmipTestClient.connect(server.port, bundle);
+      fresh.sendRaw(encodeRequest(V12, [discoverItem()]));
+      expect(await fresh.next(60_000)).toBeDefined();
+      fresh.close();
+      expect(createAnswered).toBe(false);
+      // Released before the wait runs out: the waiting Create goes through.
+      locker.stdin!.write('go\n');
+      await new Promise((resolve) => locker!.once('exit', resolve));
+      locker = undefined;
+      const r = await create;
+      expect(r.items[0]!.status).toBe(ResultStatus.Success);
+    } finally {
+      waiting.close();
+      reader.close();
+    }
+    await expectServedAndIntact(server.port, bundle, keys, tally);
+  });
 });
