@@ -128,7 +128,9 @@ export async function startServer(
     },
     loggingClassifier(log),
   );
-  const { host, port } = parseListen(overrides.listen ?? cfg.listen);
+  const listen = parseListen(overrides.listen ?? cfg.listen);
+  const { host } = listen;
+  const port = role?.port ?? listen.port;
   const server = new KmipServer({
     host,
     port,
@@ -207,6 +209,8 @@ export async function startServer(
 export interface ServeProcessRole {
   readonly index: number;
   readonly processes: number;
+  /** The port the first serve process bound (for a `:0` listen), once there is one. */
+  readonly port?: number;
 }
 
 /** Objects per State, every State named (from the registry) so that a zero is a series too. */

@@ -13,7 +13,7 @@ import type { RunningServer, ServeProcessRole } from './app.js';
 
 /** Primary → serve process. */
 type ToServeProcess =
-  | { readonly kind: 'kmipd:start'; readonly index: number; readonly processes: number }
+  | { readonly kind: 'kmipd:start'; readonly index: number; readonly processes: number; readonly port: number | undefined }
   | { readonly kind: 'kmipd:ask'; readonly id: number; readonly what: Question };
 
 type Question = 'readiness' | 'metrics';
@@ -48,7 +48,7 @@ export function receiveRole(): Promise<ServeProcessRole> {
     const onMessage = (m: unknown) => {
       if (!isMessage<Extract<ToServeProcess, { kind: 'kmipd:start' }>>(m, 'kmipd:start')) return;
       process.off('message', onMessage);
-      resolve({ index: m.index, processes: m.processes });
+      resolve({ index: m.index, processes: m.processes, ...(m.port === undefined ? {} : { port: m.port }) });
     };
     process.on('message', onMessage);
     // Asked, not pushed: a message that arrives before this process listens for it is lost.
@@ -96,6 +96,15 @@ export class ServeProcesses {
   private nextQuestionId = 0;
   private stopping = false;
   private admin: AdminServer | undefined;
+  /** The port the first process bound. */
+  private port: number | undefined;
+  /**
+   * Whether processes listen on `port` by number rather than as configured. With `:0` and every
+   * process gone, node:cluster closes the listener and a new `:0` would be another port; so from
+   * then on every process asks for the port by number (asking by number while the `:0` listener
+   * is still open would bind the port a second time).
+   */
+  private byNumber = false;
 
   constructor(private readonly opts: PrimaryOptions) {
     this.slots = Array.from({ length: opts.processes }, () => ({ worker: undefined, listening: false, startedAt: 0, quickDeaths: 0 }));
@@ -131,6 +140,8 @@ export class ServeProcesses {
   /** Forks process `index`; resolves when it listens, rejects when it exits first. */
   private startProcess(index: number): Promise<{ host: string; port: number }> {
     const slot = this.slots[index]!;
+    if (this.port !== undefined && this.listeningWorkers().length === 0) this.byNumber = true;
+    const port = this.byNumber ? this.port : undefined;
     const worker = cluster.fork();
     slot.worker = worker;
     slot.listening = false;
@@ -139,9 +150,10 @@ export class ServeProcesses {
     return new Promise((resolve, reject) => {
       worker.on('message', (m: unknown) => {
         if (isMessage<Extract<ToPrimary, { kind: 'kmipd:role?' }>>(m, 'kmipd:role?')) {
-          worker.send({ kind: 'kmipd:start', index, processes: this.slots.length } satisfies ToServeProcess);
+          worker.send({ kind: 'kmipd:start', index, processes: this.slots.length, port } satisfies ToServeProcess);
         } else if (isMessage<Extract<ToPrimary, { kind: 'kmipd:listening' }>>(m, 'kmipd:listening')) {
           slot.listening = true;
+          this.port ??= m.port;
           resolve({ host: m.host, port: m.port });
         } else if (isMessage<Extract<ToPrimary, { kind: 'kmipd:answer' }>>(m, 'kmipd:answer')) {
           this.pending.get(m.id)?.(m.answer);
@@ -173,7 +185,7 @@ export class ServeProcesses {
           if (!this.stopping) this.restartLater(index, null, null);
         },
       );
-    }, delay).unref();
+    }, delay); // not unref'd: with every serve process down, this timer is what keeps the primary waiting
   }
 
   /** Every process's readiness; ready when all of them are there and ready. */

@@ -235,6 +235,30 @@ describe('serve --processes: limits and bad values', () => {
     }
   });
 
+  it('with every serve process killed at once, the primary stays and starts them again', async () => {
+    const d = tempDir();
+    try {
+      const c = await initAndEnroll(d.path, 'both');
+      // No admin listener: nothing but the restart itself keeps the primary running.
+      const s = await startServe(d.path, ['--processes', '2']);
+      try {
+        const startedPids = () => s.logs.flatMap((l) => /"processPid":(\d+)/.exec(l)?.[1] ?? []).map(Number);
+        const [a, b] = startedPids();
+        process.kill(a!, 'SIGKILL');
+        process.kill(b!, 'SIGKILL');
+        await eventually('two new serve processes', () => s.logs.filter((l) => l.includes('serve process back')).length === 2);
+        expect(s.proc.exitCode).toBeNull();
+        const k = await KmipTestClient.connect(s.port, c);
+        expect((await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status).toBe(ResultStatus.Success);
+        k.close();
+      } finally {
+        expect(await s.stop()).toBe(0);
+      }
+    } finally {
+      d.remove();
+    }
+  });
+
   it('a serve process that cannot start fails the whole serve, exit code 1, with the reason', async () => {
     const d = tempDir();
     const taken = createNetServer();
