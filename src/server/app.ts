@@ -163,11 +163,16 @@ export async function startServer(
   try {
     address = await server.start();
     adminBound = await admin?.start();
-    membership = await joinCluster(
-      backend.cluster,
-      { nodeId, host: hostname(), listen: `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`, version: SERVER_VERSION, pid: role ? process.ppid : process.pid },
-      log,
-    );
+    // One heartbeat per node: with several serve processes, the first keeps it. Each beat is a
+    // commit the other processes see, and a commit from another connection empties their caches.
+    membership =
+      role && role.index > 0
+        ? { leave: () => Promise.resolve() }
+        : await joinCluster(
+            backend.cluster,
+            { nodeId, host: hostname(), listen: `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`, version: SERVER_VERSION, pid: role ? process.ppid : process.pid },
+            log,
+          );
   } catch (err) {
     await admin?.stop().catch(() => undefined);
     await server.stop().catch(() => undefined);

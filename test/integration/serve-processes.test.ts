@@ -88,6 +88,14 @@ describe('serve with processes: 2', () => {
     expect(pids.every(alive)).toBe(true);
   });
 
+  it('is one node in `kmipd cluster status`, under the primary\'s pid, with one heartbeat', async () => {
+    const nodes = JSON.parse((await kmipd('cluster', 'status', '--data', dir.path, '--json')).stdout) as { nodes: { pid: number; state?: string }[] };
+    expect(nodes.nodes).toHaveLength(1);
+    expect(nodes.nodes[0]!.pid).toBe(server.proc.pid);
+    // Only the first serve process registers and beats for the node.
+    expect(server.logs.filter((l) => l.includes('registered in the cluster'))).toHaveLength(1);
+  });
+
   it('a key created on one connection is read on every other, whichever process holds it', async () => {
     const first = await connect();
     const made = await first.call(V, [create(V)]);
