@@ -20,15 +20,11 @@ export function memoryOf(pid: number): MemoryUsage {
 export function treeMemoryOf(pid: number): MemoryUsage {
   let rssMiB = 0;
   let hwmMiB = 0;
-  for (const p of processTree(pid)) {
-    try {
-      const m = memoryOf(p);
-      rssMiB += m.rssMiB;
-      hwmMiB += m.hwmMiB;
-    } catch {
-      // exited between listing and reading
-    }
-  }
+  forEachInTree(pid, (p) => {
+    const m = memoryOf(p);
+    rssMiB += m.rssMiB;
+    hwmMiB += m.hwmMiB;
+  });
   return { rssMiB, hwmMiB };
 }
 
@@ -71,14 +67,19 @@ export function processTree(pid: number): number[] {
 /** CPU time of the process and its descendants, in ms (a descendant that exited meanwhile is not counted). */
 export function treeCpuTimeMs(pid: number): number {
   let total = 0;
+  forEachInTree(pid, (p) => (total += cpuTimeMs(p)));
+  return total;
+}
+
+/** Calls `read` for the process and each descendant; one that exited before it was read is skipped. */
+function forEachInTree(pid: number, read: (p: number) => void): void {
   for (const p of processTree(pid)) {
     try {
-      total += cpuTimeMs(p);
+      read(p);
     } catch {
       // exited between listing and reading
     }
   }
-  return total;
 }
 
 /** Everything the benchmark states about the machine it ran on. */

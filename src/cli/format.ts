@@ -20,6 +20,11 @@ export function printJson(value: unknown): void {
   console.log(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
 }
 
+/** How the CLI reports an error that ends a command. */
+export function errorLine(err: unknown): string {
+  return `kmipd: ${err instanceof Error ? err.message : String(err)}`;
+}
+
 /** Parses a positive integer option, with the option's name in the error. */
 export function positiveInt(name: string, max = Number.MAX_SAFE_INTEGER): (v: string) => number {
   return (v: string) => {

@@ -10,6 +10,7 @@ import { LIMIT_SETTINGS, MAX_SERVE_PROCESSES, DEFAULT_LISTEN, loadConfig, type L
 import { configReferenceMarkdown } from '../server/config-reference.js';
 import { DEFAULT_ROOT_KEY_LABEL } from '../hsm/index.js';
 import { addStoreOptions } from './data-folder.js';
+import { errorLine, positiveInt as rangedInt } from './format.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const positiveInt = (v: string): number => {
@@ -61,11 +62,9 @@ export function buildProgram(): Command {
     .option('--tls-compat', 'also offer the RSA key-exchange AES-CBC-SHA256 suites older vCenters negotiate', false)
     .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
     .addOption(
-      new Option('--processes <n>', 'serve processes sharing the listener, at most one per core (default: from kmipd.json, 1)').argParser((v) => {
-        const n = positiveInt(v);
-        if (n > MAX_SERVE_PROCESSES) throw new InvalidArgumentError(`at most ${MAX_SERVE_PROCESSES}`);
-        return n;
-      }),
+      new Option('--processes <n>', 'serve processes sharing the listener, at most one per core (default: from kmipd.json, 1)').argParser(
+        rangedInt('--processes', MAX_SERVE_PROCESSES),
+      ),
     );
   // One flag per limit, named and documented by the configuration schema.
   const limitFlags = Object.entries(LIMIT_SETTINGS).map(([name, setting]) => {
@@ -126,7 +125,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
-    console.error(`kmipd: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(errorLine(err));
     process.exitCode = 1;
   }
 }

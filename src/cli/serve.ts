@@ -5,6 +5,7 @@ import { pino, type Logger } from 'pino';
 import { startServer, type RunningServer } from '../server/app.js';
 import { loadConfig, parseListen } from '../server/config.js';
 import { failSafeDestination } from '../server/log-destination.js';
+import { errorLine } from './format.js';
 import { isServeProcess, receiveRole, reportToPrimary, ServeProcesses } from '../server/serve-processes.js';
 import type { Limits } from '../server/limits.js';
 
@@ -27,7 +28,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   if (isServeProcess()) {
     // One that cannot start exits at once: its channel to the primary would keep it alive.
     return serveOneProcess(o, log).catch((err: unknown) => {
-      console.error(`kmipd: ${err instanceof Error ? err.message : String(err)}`);
+      console.error(errorLine(err));
       process.exit(1);
     });
   }

@@ -190,8 +190,9 @@ export class ServeProcesses {
 
   /** Every process's readiness; ready when all of them are there and ready. */
   private async readiness(): Promise<Readiness> {
-    const answers = await Promise.all(this.listeningWorkers().map((w) => this.ask(w, 'readiness')));
-    const serving = this.listeningWorkers().length;
+    const workers = this.listeningWorkers();
+    const answers = await Promise.all(workers.map((w) => this.ask(w, 'readiness')));
+    const serving = workers.length;
     const checks: Record<string, string> = { processes: serving === this.slots.length ? 'ok' : `${serving} of ${this.slots.length} serving` };
     // Per check, the first complaint of any process (they share the HSM and the store), else ok.
     for (const a of answers) {
