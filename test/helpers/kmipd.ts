@@ -27,6 +27,11 @@ export interface ClientBundle {
 
 export async function initAndEnroll(data: string, client = 'testclient'): Promise<ClientBundle> {
   await kmipd('init', '--data', data);
+  return enroll(data, client);
+}
+
+/** `kmipd client enroll` into DATA/clients, for a folder that is initialised already. */
+export async function enroll(data: string, client: string): Promise<ClientBundle> {
   const out = join(data, 'clients');
   await kmipd('client', 'enroll', client, '--data', data, '--out', out);
   return { cert: join(out, `${client}.crt`), key: join(out, `${client}.key`), ca: join(out, 'ca.crt') };

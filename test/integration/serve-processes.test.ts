@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { Operation, ResultStatus, Tag } from '../../src/kmip/registry/generated.js';
-import { initAndEnroll, kmipd, startServe, tempDir, type ClientBundle, type ServerProcess } from '../helpers/kmipd.js';
+import { enroll, initAndEnroll, kmipd, startServe, tempDir, type ClientBundle, type ServerProcess } from '../helpers/kmipd.js';
 import { KmipTestClient } from '../helpers/kmip-client.js';
 import { create, simple } from '../helpers/kmip-requests.js';
 import { eventually } from '../operator/helpers.js';
@@ -38,9 +38,9 @@ afterAll(async () => {
   dir?.remove();
 });
 
-/** The pids of the serve processes the primary started, in order (restarts included). */
-function servePids(): number[] {
-  return server.logs.flatMap((l) => {
+/** The pids of the serve processes a primary started, in order (restarts included). */
+function servePids(logs: readonly string[] = server.logs): number[] {
+  return logs.flatMap((l) => {
     try {
       const rec = JSON.parse(l) as { msg?: string; processPid?: number };
       return rec.msg === 'serve process started' && rec.processPid ? [rec.processPid] : [];
@@ -59,16 +59,15 @@ const alive = (pid: number) => {
   }
 };
 
-async function initClient(name: string): Promise<ClientBundle> {
-  const out = join(dir.path, 'clients');
-  await kmipd('client', 'enroll', name, '--data', dir.path, '--out', out);
-  return { cert: join(out, `${name}.crt`), key: join(out, `${name}.key`), ca: join(out, 'ca.crt') };
-}
-
 async function connect(extra: Parameters<typeof KmipTestClient.connect>[2] = {}): Promise<KmipTestClient> {
   const k = await KmipTestClient.connect(server.port, client, extra);
   open.push(k);
   return k;
+}
+
+/** The status of a Discover Versions on `k`. */
+async function discover(k: KmipTestClient): Promise<number> {
+  return (await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status;
 }
 
 async function getKey(k: KmipTestClient, id: string): Promise<number> {
@@ -120,13 +119,13 @@ describe('serve with processes: 2', () => {
   it.each(['TLSv1.3', 'TLSv1.2'] as const)('a %s session from one process resumes on the other (node:cluster shares the ticket keys)', async (version) => {
     const first = await connect({ maxVersion: version, minVersion: version });
     // A TLS 1.3 ticket comes after the handshake, before the first answer.
-    await first.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }]);
+    await discover(first);
     const session = first.socket.getSession();
     expect(session).toBeDefined();
     const reused: boolean[] = [];
     for (let i = 0; i < 4; i++) {
       const k = await connect({ maxVersion: version, minVersion: version, session: session! });
-      expect((await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status).toBe(ResultStatus.Success);
+      expect(await discover(k)).toBe(ResultStatus.Success);
       reused.push(k.socket.isSessionReused());
       k.close();
     }
@@ -145,18 +144,18 @@ describe('serve with processes: 2', () => {
   });
 
   it('a revoked client loses its connections on every process; others keep theirs', async () => {
-    const victim = await initClient('victim');
+    const victim = await enroll(dir.path, 'victim');
     const theirs: KmipTestClient[] = [];
     for (let i = 0; i < 4; i++) {
       const k = await KmipTestClient.connect(server.port, victim);
       open.push(k);
-      expect((await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status).toBe(ResultStatus.Success);
+      expect(await discover(k)).toBe(ResultStatus.Success);
       theirs.push(k);
     }
     const ours = [await connect(), await connect()];
     await kmipd('client', 'revoke', 'victim', '--data', dir.path, '--reason', 'test');
     await eventually('all four of its connections closed', () => theirs.every((k) => k.closed));
-    for (const k of ours) expect((await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status).toBe(ResultStatus.Success);
+    for (const k of ours) expect(await discover(k)).toBe(ResultStatus.Success);
   });
 
   it('after kmipd root rotate, both processes unwrap the re-wrapped keys and wrap new ones under the new root key', async () => {
@@ -178,7 +177,7 @@ describe('serve with processes: 2', () => {
   it('a killed process takes only its own connections; the primary starts another', async () => {
     const [p0, p1] = servePids();
     const held = [await connect(), await connect(), await connect(), await connect()];
-    for (const k of held) expect((await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status).toBe(ResultStatus.Success);
+    for (const k of held) expect(await discover(k)).toBe(ResultStatus.Success);
     process.kill(p1!, 'SIGKILL');
     await eventually('the killed process to be gone', () => !alive(p1!));
     const gone = await eventually('the readiness to see it', async () => {
@@ -189,13 +188,13 @@ describe('serve with processes: 2', () => {
     await eventually('its connections to close', () => held.filter((k) => k.closed).length === 2);
     // The other process's connections are untouched.
     for (const k of held.filter((c) => !c.closed)) {
-      expect((await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status).toBe(ResultStatus.Success);
+      expect(await discover(k)).toBe(ResultStatus.Success);
     }
     await eventually('a new process', () => servePids().length === 3 && server.logs.some((l) => l.includes('serve process back')));
     expect((await readiness()).status).toBe(200);
     expect(alive(p0!)).toBe(true);
     const fresh = [await connect(), await connect()];
-    for (const k of fresh) expect((await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status).toBe(ResultStatus.Success);
+    for (const k of fresh) expect(await discover(k)).toBe(ResultStatus.Success);
   });
 
   it('SIGTERM stops the primary and every serve process, exit code 0', async () => {
@@ -217,54 +216,51 @@ function handshakeOutcome(port: number, c: ClientBundle): Promise<'handshake' | 
   });
 }
 
+/** A server of its own on a fresh data folder, stopped (exit code 0) and removed after `run`. */
+async function withOwnServer(client: string, serveArgs: string[], run: (s: ServerProcess, c: ClientBundle) => Promise<void>): Promise<void> {
+  const d = tempDir();
+  try {
+    const c = await initAndEnroll(d.path, client);
+    const s = await startServe(d.path, serveArgs);
+    try {
+      await run(s, c);
+    } finally {
+      expect(await s.stop()).toBe(0);
+    }
+  } finally {
+    d.remove();
+  }
+}
+
 describe('serve --processes: limits and bad values', () => {
   it('maxConnections is shared out: 2 in total over 2 processes means one each', async () => {
-    const d = tempDir();
-    try {
-      const c = await initAndEnroll(d.path, 'few');
-      const s = await startServe(d.path, ['--processes', '2', '--max-connections', '2']);
-      try {
-        const [a, b] = [await KmipTestClient.connect(s.port, c), await KmipTestClient.connect(s.port, c)];
-        // The third lands on the first process again, which already holds its one: closed before TLS.
-        expect(await handshakeOutcome(s.port, c)).toBe('closed');
-        for (const k of [a, b]) expect((await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status).toBe(ResultStatus.Success);
-        a.close();
-        b.close();
-        // Closed connections give their places back.
-        await eventually('places back', async () => ((await handshakeOutcome(s.port, c)) === 'handshake' ? true : undefined));
-        const again = [await KmipTestClient.connect(s.port, c), await KmipTestClient.connect(s.port, c)];
-        for (const k of again) expect((await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status).toBe(ResultStatus.Success);
-        for (const k of again) k.close();
-      } finally {
-        expect(await s.stop()).toBe(0);
-      }
-    } finally {
-      d.remove();
-    }
+    await withOwnServer('few', ['--processes', '2', '--max-connections', '2'], async (s, c) => {
+      const [a, b] = [await KmipTestClient.connect(s.port, c), await KmipTestClient.connect(s.port, c)];
+      // The third lands on the first process again, which already holds its one: closed before TLS.
+      expect(await handshakeOutcome(s.port, c)).toBe('closed');
+      for (const k of [a, b]) expect(await discover(k)).toBe(ResultStatus.Success);
+      a.close();
+      b.close();
+      // Closed connections give their places back.
+      await eventually('places back', async () => ((await handshakeOutcome(s.port, c)) === 'handshake' ? true : undefined));
+      const again = [await KmipTestClient.connect(s.port, c), await KmipTestClient.connect(s.port, c)];
+      for (const k of again) expect(await discover(k)).toBe(ResultStatus.Success);
+      for (const k of again) k.close();
+    });
   });
 
   it('with every serve process killed at once, the primary stays and starts them again', async () => {
-    const d = tempDir();
-    try {
-      const c = await initAndEnroll(d.path, 'both');
-      // No admin listener: nothing but the restart itself keeps the primary running.
-      const s = await startServe(d.path, ['--processes', '2']);
-      try {
-        const startedPids = () => s.logs.flatMap((l) => /"processPid":(\d+)/.exec(l)?.[1] ?? []).map(Number);
-        const [a, b] = startedPids();
-        process.kill(a!, 'SIGKILL');
-        process.kill(b!, 'SIGKILL');
-        await eventually('two new serve processes', () => s.logs.filter((l) => l.includes('serve process back')).length === 2);
-        expect(s.proc.exitCode).toBeNull();
-        const k = await KmipTestClient.connect(s.port, c);
-        expect((await k.call(V, [{ operation: Operation.DiscoverVersions, payload: [] }])).items[0]!.status).toBe(ResultStatus.Success);
-        k.close();
-      } finally {
-        expect(await s.stop()).toBe(0);
-      }
-    } finally {
-      d.remove();
-    }
+    // No admin listener: nothing but the restart itself keeps the primary running.
+    await withOwnServer('both', ['--processes', '2'], async (s, c) => {
+      const [a, b] = servePids(s.logs);
+      process.kill(a!, 'SIGKILL');
+      process.kill(b!, 'SIGKILL');
+      await eventually('two new serve processes', () => s.logs.filter((l) => l.includes('serve process back')).length === 2);
+      expect(s.proc.exitCode).toBeNull();
+      const k = await KmipTestClient.connect(s.port, c);
+      expect(await discover(k)).toBe(ResultStatus.Success);
+      k.close();
+    });
   });
 
   it('a serve process that cannot start fails the whole serve, exit code 1, with the reason', async () => {
