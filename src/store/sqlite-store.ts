@@ -10,7 +10,7 @@ import { dateTime } from '../ttlv/build.js';
 import type { Attribute } from '../kmip/attributes.js';
 import { MIGRATIONS } from './sqlite-migrations.js';
 import { WalSync } from './sqlite-wal-sync.js';
-import { isValueIndexed, valueIndexCondition } from './value-index.js';
+import { isValueIndexed, sqliteValueIndexCondition } from './value-index.js';
 import { UntilChanged } from './sqlite-change-watch.js';
 import { isLockBusy, LockWait, LOCK_WAIT_MS } from './sqlite-lock-wait.js';
 import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
@@ -460,7 +460,7 @@ export function locateCondition(q: LocateQuery): { cond: string; params: unknown
   // second. The index is partial (value-index.ts): its condition is repeated for SQLite to use it.
   const driver = q.matches.find((m) => m.upTo === undefined && isValueIndexed(m.name));
   if (driver) {
-    where.unshift(`o.seq IN (SELECT object_seq FROM attributes WHERE name = ? AND value = ? AND ${valueIndexCondition('name')})`);
+    where.unshift(`o.seq IN (SELECT object_seq FROM attributes WHERE name = ? AND value = ? AND ${sqliteValueIndexCondition('name')})`);
     params.unshift(driver.name, encodeTtlv(driver.value));
   }
   for (const m of q.matches) {
@@ -479,5 +479,5 @@ export function locateCondition(q: LocateQuery): { cond: string; params: unknown
 
 /** `seq IN` the objects whose `name` (a date attribute) is at or before the parameter, from the value index. */
 export function dueObjectsCondition(name: 'Activation Date' | 'Deactivation Date'): string {
-  return `seq IN (SELECT object_seq FROM attributes WHERE name = '${name}' AND value <= ? AND ${valueIndexCondition('name')})`;
+  return `seq IN (SELECT object_seq FROM attributes WHERE name = '${name}' AND value <= ? AND ${sqliteValueIndexCondition('name')})`;
 }

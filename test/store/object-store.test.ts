@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { readFileSync, rmSync } from 'node:fs';
 import { dueObjectsCondition, locateCondition, SqliteStore } from '../../src/store/sqlite-store.js';
-import { UNINDEXED_ATTRIBUTE_NAMES, valueIndexCondition } from '../../src/store/value-index.js';
+import { UNINDEXED_ATTRIBUTE_NAMES, sqliteValueIndexCondition } from '../../src/store/value-index.js';
 import { MIGRATIONS } from '../../src/store/sqlite-migrations.js';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres-migrations.js';
 import { locateStatement } from '../../src/store/postgres-store.js';
@@ -205,7 +205,7 @@ describe('sqlite', () => {
     const db = new Database(location.kind === 'sqlite' ? location.path : '', { readonly: true });
     try {
       const index = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'attributes_by_value'").pluck().get() as string;
-      expect(index).toContain(`WHERE ${valueIndexCondition('name')}`);
+      expect(index).toContain(`WHERE ${sqliteValueIndexCondition('name')}`);
       const plan = (sql: string, ...params: unknown[]) =>
         (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((p) => p.detail).join('\n');
       // Name alone, and after an attribute the index leaves out.
@@ -240,10 +240,48 @@ describe('sqlite', () => {
     const store = new SqliteStore(path);
     try {
       expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
-      expect(store.db.prepare("SELECT sql FROM sqlite_master WHERE name = 'attributes_by_value'").pluck().get()).toContain(`WHERE ${valueIndexCondition('name')}`);
+      expect(store.db.prepare("SELECT sql FROM sqlite_master WHERE name = 'attributes_by_value'").pluck().get()).toContain(`WHERE ${sqliteValueIndexCondition('name')}`);
       expect(await store.locate({ ...everything, matches: [name('kept')] })).toEqual({ ids: ['old'], total: 1 });
       expect(await store.locate({ ...everything, matches: [len(256), name('kept')] })).toEqual({ ids: ['old'], total: 1 });
       expect((await store.get('old'))!.attributes).toEqual([len(256), name('kept')]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('rewrites the value index and the retired-root-key guard of a version 5 database (migration 6)', async () => {
+    const { backend, location } = await kind.fresh();
+    await backend.close();
+    const path = location.kind === 'sqlite' ? location.path : '';
+    for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    old.exec(MIGRATIONS.slice(0, 5).join(';\n'));
+    old.pragma('user_version = 5');
+    old.prepare("INSERT INTO root_keys (version, label, state, created_at) VALUES (1, 'crk-old', 'retired', 0), (2, 'crk', 'active', 0)").run();
+    const seq = old
+      .prepare("INSERT INTO objects (id, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at) VALUES ('old', ?, ?, 'crk', 'test', ?, 0)")
+      .run(ObjectType.SymmetricKey, State.Active, Buffer.alloc(40, 9)).lastInsertRowid;
+    for (const a of [name('kept'), len(256)]) old.prepare('INSERT INTO attributes VALUES (?, ?, ?, ?)').run(seq, a.name, a.index, encodeTtlv(a.value));
+    const sqlOf = (db: Database.Database, n: string) => db.prepare('SELECT sql FROM sqlite_master WHERE name = ?').pluck().get(n) as string;
+    expect(sqlOf(old, 'attributes_by_value')).toContain('NOT IN');
+    expect(sqlOf(old, 'objects_insert_not_retired')).toContain('IN (SELECT label');
+    old.close();
+
+    const store = new SqliteStore(path);
+    try {
+      expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+      expect(sqlOf(store.db, 'attributes_by_value')).toContain(`WHERE ${sqliteValueIndexCondition('name')}`);
+      expect(sqlOf(store.db, 'attributes_by_value')).not.toContain('NOT IN');
+      for (const t of ['objects_insert_not_retired', 'objects_update_not_retired']) expect(sqlOf(store.db, t)).toContain('EXISTS (SELECT 1 FROM root_keys WHERE label = NEW.root_key_label');
+      expect(await store.locate({ ...everything, matches: [name('kept')] })).toEqual({ ids: ['old'], total: 1 });
+      expect(await store.locate({ ...everything, matches: [len(256), name('kept')] })).toEqual({ ids: ['old'], total: 1 });
+      // The guard still refuses a key wrapped under the retired root key, and only that.
+      const under = (label: string) => ({ rootKeyLabel: label, mechanism: 'test', blob: Buffer.alloc(40, 5) });
+      await expect(store.insert({ ...key('new-old'), wrapped: under('crk-old') })).rejects.toThrow(/root key is retired/);
+      await expect(store.restore({ ...(await store.get('old'))!, wrapped: under('crk-old') })).rejects.toThrow(/root key is retired/);
+      await store.insert({ ...key('new'), wrapped: under('crk') });
+      expect((await store.get('new'))!.wrapped!.rootKeyLabel).toBe('crk');
     } finally {
       await store.close();
     }
