@@ -9,11 +9,14 @@ import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { byteString, dateTime, decodeTtlv, encodeTtlv, enumeration, integer, structure, textString } from '../src/ttlv/index.js';
-import { CryptographicAlgorithm, KeyFormatType, ObjectType, Operation, ResultStatus, Tag } from '../src/kmip/registry/generated.js';
+import { CryptographicAlgorithm, KeyFormatType, NameType, ObjectType, Operation, ResultStatus, Tag } from '../src/kmip/registry/generated.js';
 import { Hsm } from '../src/hsm/index.js';
 import { SqliteStore } from '../src/store/sqlite-store.js';
 import { loadConfig, readPin, resolveIn } from '../src/server/config.js';
 import { getRequest } from './requests.js';
+
+const nameValue = (name: string) =>
+  structure(Tag.AttributeValue, [textString(Tag.NameValue, name), enumeration(Tag.NameType, NameType.UninterpretedTextString)]);
 
 export interface ComponentCost {
   readonly what: string;
@@ -71,8 +74,24 @@ async function main(): Promise<void> {
     }),
   );
   const ids = keys.map((k) => k.id);
-  for (const k of keys.slice(0, 200)) await store.insert({ ...sameForEveryKey, id: k.id, wrapped: k.wrapped });
+  // Each of these 200 keys has its own Name (component-<i>), for the Locate below.
+  const withName = (i: number) => sameForEveryKey.attributes.filter((a) => a.name !== 'Name').concat({ name: 'Name', index: 0, value: nameValue(`component-${i}`) });
+  for (const [i, k] of keys.slice(0, 200).entries()) await store.insert({ ...sameForEveryKey, attributes: withName(i), id: k.id, wrapped: k.wrapped });
   out.push(await measure('store get (Get, Get Attributes)', 5000, (i) => store.get(ids[i % 200]!)));
+  out.push(
+    await measure('store locate by name (Locate)', 5000, async (i) => {
+      const found = await store.locate({
+        tenant: sameForEveryKey.tenant,
+        objectType: undefined,
+        states: undefined,
+        matches: [{ name: 'Name', value: nameValue(`component-${i % 200}`) }],
+        includeDestroyed: false,
+        maxItems: undefined,
+        offset: 0,
+      });
+      if (found.total !== 1) throw new Error(`Locate of component-${i % 200} found ${found.total} keys`);
+    }),
+  );
   out.push(
     await measure('HSM unwrapKey (Get)', 3000, async (i) => {
       const k = keys[i % 200]!;
