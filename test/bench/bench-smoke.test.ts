@@ -71,7 +71,7 @@ describe('benchmark harness (smoke run)', () => {
         join(ROOT, 'bench/run.ts'),
         '--',
         '--quick',
-        '--suites', 'throughput,handshakes,idle,keyscale',
+        '--suites', 'throughput,handshakes,idle,keyscale,components',
         '--workloads', 'get,create,get-attributes,locate,vcenter',
         '--connections', '4',
         '--workers', '2',
@@ -150,6 +150,23 @@ describe('benchmark harness (smoke run)', () => {
     expect(Object.keys(ks.p99Growth).length).toBe(4);
     // One run per figure here (--repeat 1): each run's ratio is the ratio of the medians.
     for (const [figure, growth] of Object.entries(ks.p99Growth)) expect(ks.p99GrowthByRun[figure]).toEqual([growth]);
+  });
+
+  it('measures each building block in-process, the store Locate included', () => {
+    const c = results.components!;
+    expect(c.map((x) => x.what)).toEqual([
+      'HSM generateWrappedKey (Create)',
+      'store insert, durable (Create)',
+      'store get (Get, Get Attributes)',
+      'store locate by name (Locate)',
+      'HSM unwrapKey (Get)',
+      'decode a Get request (TTLV)',
+      'encode a Get response (TTLV)',
+    ]);
+    for (const x of c) {
+      expect(x.calls, x.what).toBeGreaterThan(0);
+      expect(x.wallUs, x.what).toBeGreaterThan(0);
+    }
   });
 
   it('writes a report with the targets', () => {
