@@ -94,6 +94,9 @@ const PROBE_BUSY_TIMEOUT_MS = 200;
 
 const DESTROYED_STATES = [State.Destroyed, State.DestroyedCompromised];
 
+/** The value index's condition as queries on `attributes` state it; built once, not per Locate. */
+const IN_VALUE_INDEX = sqliteValueIndexCondition('name');
+
 export function openSqliteDatabase(path: string): Database.Database {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   // Created owner-only before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
@@ -464,7 +467,7 @@ export function locateCondition(q: LocateQuery): { cond: string; params: unknown
   // second. The index is partial (value-index.ts): its condition is repeated for SQLite to use it.
   const driver = q.matches.find((m) => m.upTo === undefined && isValueIndexed(m.name));
   if (driver) {
-    where.unshift(`o.seq IN (SELECT object_seq FROM attributes WHERE name = ? AND value = ? AND ${sqliteValueIndexCondition('name')})`);
+    where.unshift(`o.seq IN (SELECT object_seq FROM attributes WHERE name = ? AND value = ? AND ${IN_VALUE_INDEX})`);
     params.unshift(driver.name, encodeTtlv(driver.value));
   }
   for (const m of q.matches) {
@@ -483,5 +486,5 @@ export function locateCondition(q: LocateQuery): { cond: string; params: unknown
 
 /** `seq IN` the objects whose `name` (a date attribute) is at or before the parameter, from the value index. */
 export function dueObjectsCondition(name: 'Activation Date' | 'Deactivation Date'): string {
-  return `seq IN (SELECT object_seq FROM attributes WHERE name = '${name}' AND value <= ? AND ${sqliteValueIndexCondition('name')})`;
+  return `seq IN (SELECT object_seq FROM attributes WHERE name = '${name}' AND value <= ? AND ${IN_VALUE_INDEX})`;
 }
