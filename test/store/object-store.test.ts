@@ -182,6 +182,27 @@ describe('sqlite', () => {
   afterAll(() => kind.teardown());
   contract(kind);
 
+  /**
+   * A store file at schema `version` (migrations 1 to `version` only), holding key 'old' wrapped
+   * under 'crk' with a Name 'kept' and a length of 256; the connection stays open for more rows.
+   */
+  async function databaseAtVersion(version: number): Promise<{ path: string; old: Database.Database }> {
+    const { backend, location } = await kind.fresh();
+    await backend.close();
+    const path = location.kind === 'sqlite' ? location.path : '';
+    for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    old.exec(MIGRATIONS.slice(0, version).join(';\n'));
+    old.pragma(`user_version = ${version}`);
+    const seq = old
+      .prepare("INSERT INTO objects (id, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at) VALUES ('old', ?, ?, 'crk', 'test', ?, 0)")
+      .run(ObjectType.SymmetricKey, State.Active, Buffer.alloc(40, 9)).lastInsertRowid;
+    for (const a of [name('kept'), len(256)]) old.prepare('INSERT INTO attributes VALUES (?, ?, ?, ?)').run(seq, a.name, a.index, encodeTtlv(a.value));
+    return { path, old };
+  }
+  const sqlOf = (db: Database.Database, n: string) => db.prepare('SELECT sql FROM sqlite_master WHERE name = ?').pluck().get(n) as string;
+
   it('applies every migration and uses WAL (persistent in the file)', async () => {
     const { location } = await kind.fresh();
     const db = new Database(location.kind === 'sqlite' ? location.path : '', { readonly: true });
@@ -204,7 +225,7 @@ describe('sqlite', () => {
     const { location } = await kind.fresh();
     const db = new Database(location.kind === 'sqlite' ? location.path : '', { readonly: true });
     try {
-      const index = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'attributes_by_value'").pluck().get() as string;
+      const index = sqlOf(db, 'attributes_by_value');
       expect(index).toContain(`WHERE ${sqliteValueIndexCondition('name')}`);
       const plan = (sql: string, ...params: unknown[]) =>
         (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((p) => p.detail).join('\n');
@@ -220,27 +241,14 @@ describe('sqlite', () => {
   });
 
   it('rebuilds the value index of a database from before migration 5, keeping what Locate finds', async () => {
-    const { backend, location } = await kind.fresh();
-    await backend.close();
-    const path = location.kind === 'sqlite' ? location.path : '';
-    rmSync(path);
-    rmSync(`${path}-wal`, { force: true });
-    rmSync(`${path}-shm`, { force: true });
-    const old = new Database(path);
-    old.pragma('journal_mode = WAL');
-    old.exec(MIGRATIONS.slice(0, 4).join(';\n'));
-    old.pragma('user_version = 4');
-    const seq = old
-      .prepare("INSERT INTO objects (id, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at) VALUES ('old', ?, ?, 'crk', 'test', ?, 0)")
-      .run(ObjectType.SymmetricKey, State.Active, Buffer.alloc(40, 9)).lastInsertRowid;
-    for (const a of [name('kept'), len(256)]) old.prepare('INSERT INTO attributes VALUES (?, ?, ?, ?)').run(seq, a.name, a.index, encodeTtlv(a.value));
-    expect(old.prepare("SELECT sql FROM sqlite_master WHERE name = 'attributes_by_value'").pluck().get()).not.toContain('WHERE');
+    const { path, old } = await databaseAtVersion(4);
+    expect(sqlOf(old, 'attributes_by_value')).not.toContain('WHERE');
     old.close();
 
     const store = new SqliteStore(path);
     try {
       expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
-      expect(store.db.prepare("SELECT sql FROM sqlite_master WHERE name = 'attributes_by_value'").pluck().get()).toContain(`WHERE ${sqliteValueIndexCondition('name')}`);
+      expect(sqlOf(store.db, 'attributes_by_value')).toContain(`WHERE ${sqliteValueIndexCondition('name')}`);
       expect(await store.locate({ ...everything, matches: [name('kept')] })).toEqual({ ids: ['old'], total: 1 });
       expect(await store.locate({ ...everything, matches: [len(256), name('kept')] })).toEqual({ ids: ['old'], total: 1 });
       expect((await store.get('old'))!.attributes).toEqual([len(256), name('kept')]);
@@ -250,20 +258,8 @@ describe('sqlite', () => {
   });
 
   it('rewrites the value index and the retired-root-key guard of a version 5 database (migration 6)', async () => {
-    const { backend, location } = await kind.fresh();
-    await backend.close();
-    const path = location.kind === 'sqlite' ? location.path : '';
-    for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
-    const old = new Database(path);
-    old.pragma('journal_mode = WAL');
-    old.exec(MIGRATIONS.slice(0, 5).join(';\n'));
-    old.pragma('user_version = 5');
+    const { path, old } = await databaseAtVersion(5);
     old.prepare("INSERT INTO root_keys (version, label, state, created_at) VALUES (1, 'crk-old', 'retired', 0), (2, 'crk', 'active', 0)").run();
-    const seq = old
-      .prepare("INSERT INTO objects (id, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at) VALUES ('old', ?, ?, 'crk', 'test', ?, 0)")
-      .run(ObjectType.SymmetricKey, State.Active, Buffer.alloc(40, 9)).lastInsertRowid;
-    for (const a of [name('kept'), len(256)]) old.prepare('INSERT INTO attributes VALUES (?, ?, ?, ?)').run(seq, a.name, a.index, encodeTtlv(a.value));
-    const sqlOf = (db: Database.Database, n: string) => db.prepare('SELECT sql FROM sqlite_master WHERE name = ?').pluck().get(n) as string;
     expect(sqlOf(old, 'attributes_by_value')).toContain('NOT IN');
     expect(sqlOf(old, 'objects_insert_not_retired')).toContain('IN (SELECT label');
     old.close();
