@@ -518,20 +518,20 @@ export class Hsm implements HsmConnection {
         'generateWrappedKey',
         (s) => {
           const dk = this.dataKey(s, label);
-          const key = this.randomBytes(s, bits / 8);
+          const { key, iv } = this.keyAndIv(s, bits / 8);
           try {
             const digest = createHash('sha256').update(key).digest();
-            return Object.freeze({ ...this.gcmWrap(s, dk, label, objectId, 'aes', key), digest });
+            return Object.freeze({ ...this.gcmWrap(s, dk, label, objectId, 'aes', key, iv), digest });
           } finally {
             key.fill(0);
           }
         },
         async (s) => {
           const dk = this.dataKey(s, label);
-          const key = this.randomBytes(s, bits / 8);
+          const { key, iv } = this.keyAndIv(s, bits / 8);
           try {
             const digest = createHash('sha256').update(key).digest();
-            return Object.freeze({ ...(await this.gcmWrapOffloaded(s, dk, label, objectId, 'aes', key)), digest });
+            return Object.freeze({ ...(await this.gcmWrapOffloaded(s, dk, label, objectId, 'aes', key, iv)), digest });
           } finally {
             key.fill(0);
           }
@@ -1025,9 +1025,19 @@ export class Hsm implements HsmConnection {
     }
   }
 
+  /**
+   * A new key's bytes (zeroed by the caller) and the IV that wraps it, from one call to the HSM's
+   * RNG: each PKCS#11 call costs (SoftHSM's C_GenerateRandom ~9 µs of CPU; a network HSM a round
+   * trip), and the IV is public anyway, stored in the blob.
+   */
+  private keyAndIv(s: Handle, keyBytes: number): { key: Buffer; iv: Buffer } {
+    const drawn = this.randomBytes(s, keyBytes + GCM_IV_BYTES);
+    return { key: drawn.subarray(0, keyBytes), iv: Buffer.from(drawn.subarray(keyBytes)) };
+  }
+
   /** Format v2: iv || AES-GCM(dk, iv, aad(kind, objectId), value) || tag, encrypted by the HSM. */
-  private gcmWrap(s: Handle, dk: Handle, rootKeyLabel: string, objectId: string, kind: SecretKind, value: Uint8Array): WrappedKey {
-    const call = this.beginGcmWrap(s, dk, objectId, kind, value);
+  private gcmWrap(s: Handle, dk: Handle, rootKeyLabel: string, objectId: string, kind: SecretKind, value: Uint8Array, iv?: Buffer): WrappedKey {
+    const call = this.beginGcmWrap(s, dk, objectId, kind, value, iv);
     try {
       return gcmWrapped(rootKeyLabel, kind, call, this.p11.C_Encrypt(s, call.input, call.out));
     } catch (e) {
@@ -1038,8 +1048,8 @@ export class Hsm implements HsmConnection {
   }
 
   /** gcmWrap with C_Encrypt on the thread pool. */
-  private async gcmWrapOffloaded(s: Handle, dk: Handle, rootKeyLabel: string, objectId: string, kind: SecretKind, value: Uint8Array): Promise<WrappedKey> {
-    const call = this.beginGcmWrap(s, dk, objectId, kind, value);
+  private async gcmWrapOffloaded(s: Handle, dk: Handle, rootKeyLabel: string, objectId: string, kind: SecretKind, value: Uint8Array, iv?: Buffer): Promise<WrappedKey> {
+    const call = this.beginGcmWrap(s, dk, objectId, kind, value, iv);
     try {
       return gcmWrapped(rootKeyLabel, kind, call, await this.offloaded('C_Encrypt', s, call.input, call.out));
     } catch (e) {
@@ -1049,9 +1059,8 @@ export class Hsm implements HsmConnection {
     }
   }
 
-  /** Draws the IV and starts the encryption; the caller runs C_Encrypt and zeroes `input`. */
-  private beginGcmWrap(s: Handle, dk: Handle, objectId: string, kind: SecretKind, value: Uint8Array): GcmCall {
-    const iv = this.randomBytes(s, GCM_IV_BYTES);
+  /** Draws the IV unless given one and starts the encryption; the caller runs C_Encrypt and zeroes `input`. */
+  private beginGcmWrap(s: Handle, dk: Handle, objectId: string, kind: SecretKind, value: Uint8Array, iv = this.randomBytes(s, GCM_IV_BYTES)): GcmCall {
     const input = Buffer.alloc(value.length); // pkcs11js wants a Buffer; ours, so zeroing erases it
     input.set(value);
     try {

@@ -146,6 +146,22 @@ describe('Hsm key protection (SoftHSM)', () => {
       expect(k1.equals(k2)).toBe(false);
     });
 
+    it('wraps each new key under an IV of its own that shares no bytes with the key', async () => {
+      // The key and its IV come from one draw of the HSM's RNG: the IV (public, at the blob's start)
+      // must be the draw's other part, never a view of the key's bytes.
+      const ivs = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const w = await hsm.generateWrappedKey(`obj-iv-${i}`, 256);
+        const iv = Buffer.from(w.blob.subarray(0, 12));
+        ivs.add(iv.toString('hex'));
+        const key = await hsm.unwrapKey(`obj-iv-${i}`, w);
+        expect(key.includes(iv)).toBe(false);
+        expect(iv.equals(Buffer.alloc(12))).toBe(false);
+        key.fill(0);
+      }
+      expect(ivs.size).toBe(20);
+    });
+
     it.each([16, 24, 32])('registers a %i-byte client key and gets the same bytes back', async (len) => {
       const key = Buffer.alloc(len);
       for (let i = 0; i < len; i++) key[i] = (i * 37 + len) & 0xff;
