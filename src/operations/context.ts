@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { TtlvItem } from '../ttlv/types.js';
 import type { Fields } from '../kmip/fields.js';
 import type { ProtocolVersion } from '../kmip/version.js';
-import type { KeyStore, WrappedKeyRecord } from '../store/types.js';
+import type { KeyStore, StoredObject, WrappedKeyRecord } from '../store/types.js';
 import type { ClientRole } from '../store/client-registry.js';
 
 /** The HSM seen from the operations: it wraps and unwraps, and never hands out the root key. */
@@ -14,9 +14,20 @@ export interface KeyProtector {
   wrapPlaintextKey(objectId: string, key: Uint8Array): Promise<WrappedKeyRecord>;
   /** Wraps any secret bytes (a whole registered object) for one id; `unwrapKey` gives them back. */
   wrapSecretBytes(objectId: string, secret: Uint8Array): Promise<WrappedKeyRecord>;
-  /** The caller must zero the returned buffer once the response is encoded. */
-  unwrapKey(objectId: string, wrapped: WrappedKeyRecord): Promise<Buffer>;
+  /**
+   * The key's material, from the object as the store just gave it (an operator hold refuses it).
+   * The caller must zero the returned buffer once the response is encoded.
+   */
+  unwrapKey(key: KeyToUnwrap): Promise<Buffer>;
 }
+
+/** What unwrapKey needs of a stored object. */
+export type KeyToUnwrap = Pick<StoredObject, 'id' | 'heldByOperator'> & { readonly wrapped: WrappedKeyRecord };
+
+/** The HSM as the server drives it: it unwraps by object id and blob, and knows nothing of operator holds. */
+export type HsmKeys = Omit<KeyProtector, 'unwrapKey'> & {
+  unwrapKey(objectId: string, wrapped: WrappedKeyRecord): Promise<Buffer>;
+};
 
 /**
  * Who is asking: the enrolled client whose certificate the TLS layer verified against the client

@@ -43,7 +43,7 @@ export const get: OperationHandler = async (ctx, payload) => {
   if (symmetric && (alg?.type !== ItemType.Enumeration || len?.type !== ItemType.Integer)) {
     throw new KmipError(ResultReason.GeneralFailure, `object ${id} lacks its algorithm or length`);
   }
-  const material = await ctx.keys.unwrapKey(id, obj.wrapped);
+  const material = await ctx.keys.unwrapKey({ id, wrapped: obj.wrapped, heldByOperator: obj.heldByOperator });
   ctx.secrets.push(material);
   // Fresh: true until the object has been served once (1.4 §3.34).
   if (flag(obj, 'Fresh') === true) {

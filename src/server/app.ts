@@ -117,7 +117,7 @@ export async function startServer(
   const dispatcher = new Dispatcher(
     {
       store,
-      keys: withActiveRootKey(withOperatorHolds(keys, operator.holds), operator.refreshActiveRootKey),
+      keys: withActiveRootKey(withOperatorHolds(keys), operator.refreshActiveRootKey),
       log,
       audit,
       server: { vendor: SERVER_VENDOR, version: SERVER_VERSION },

@@ -7,7 +7,7 @@
 // attempt is made at most once per interval.
 import type { Logger } from 'pino';
 import { HsmError, toHsmError, type AesKeyLength, type GeneratedKey, type HsmConnection, type HsmErrorCode, type WrappedKey } from '../hsm/index.js';
-import type { KeyProtector } from '../operations/context.js';
+import type { HsmKeys } from '../operations/context.js';
 import type { WrappedKeyRecord } from '../store/types.js';
 
 /** Failures of the HSM connection rather than of the request: worth a reconnect. */
@@ -39,7 +39,7 @@ function needsReconnect(e: unknown): e is HsmError {
   return e instanceof HsmError && RECONNECT_CODES.has(e.code);
 }
 
-export class HsmSupervisor implements KeyProtector {
+export class HsmSupervisor implements HsmKeys {
   private hsm: HsmConnection | undefined;
   private reconnecting: Promise<HsmConnection> | undefined;
   /** When the last reconnection was started, and why the last one failed (if it did). */

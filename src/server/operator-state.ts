@@ -1,12 +1,13 @@
 // What the running server reads from the operator's side of the store, and keeps following while
 // it runs: the client registry (admission, revocation), the active root key version (rotation),
-// operator holds on keys, and the server certificate files (rotation without downtime).
+// and the server certificate files (rotation without downtime); operator holds on keys come with
+// each object the store reads (StoredObject.heldByOperator, see operator-holds.ts).
 // Everything comes from the store backend the server shares with every other node and with the
 // operator's commands; nothing is cached in a way that could let a revoked client in or a held
-// key out: admission, each request, each unwrap and the revocation sweep read the database.
+// key out: admission, each request, each unwrap and the revocation sweep read the database (or
+// SQLite's caches, which another connection's commit empties before the next read).
 import type { Logger } from 'pino';
 import type { StoreBackend } from '../store/backend.js';
-import type { KeyHolds } from '../store/key-holds.js';
 import type { ClientPasswords } from '../store/client-passwords.js';
 import type { KeyProtector } from '../operations/context.js';
 import { ClientTrust } from './client-trust.js';
@@ -18,7 +19,6 @@ export const REVOCATION_SWEEP_MS = 1000;
 
 export interface OperatorState {
   readonly gate: ClientTrust;
-  readonly holds: KeyHolds;
   /** Username/Password credentials set by the operator (`kmipd client set-password`). */
   readonly passwords: ClientPasswords;
   /**
@@ -41,7 +41,6 @@ export async function openOperatorState(store: StoreBackend, o: { configuredRoot
   const stops: (() => void)[] = [];
   return {
     gate,
-    holds: store.holds,
     passwords: store.passwords,
     activeRootKeyLabel: () => active,
     async refreshActiveRootKey() {
@@ -91,6 +90,6 @@ export function withActiveRootKey(keys: KeyProtector, refresh: () => Promise<unk
       await refresh();
       return keys.wrapSecretBytes(objectId, secret);
     },
-    unwrapKey: (objectId, wrapped) => keys.unwrapKey(objectId, wrapped),
+    unwrapKey: (key) => keys.unwrapKey(key),
   };
 }

@@ -26,6 +26,7 @@ interface JoinedRow {
   name: string | null;
   idx: number | null;
   value: Buffer | null;
+  held: boolean;
 }
 
 const DESTROYED_STATES = [State.Destroyed, State.DestroyedCompromised];
@@ -113,7 +114,8 @@ export class PostgresStore implements KeyStore, StoreHealth {
 
   async get(id: string): Promise<StoredObject | undefined> {
     const rows = await this.db.rows<JoinedRow>(
-      `SELECT o.id, o.tenant, o.object_type, o.state, o.root_key_label, o.wrap_mechanism, o.wrapped_key, a.name, a.idx, a.value
+      `SELECT o.id, o.tenant, o.object_type, o.state, o.root_key_label, o.wrap_mechanism, o.wrapped_key, a.name, a.idx, a.value,
+              EXISTS (SELECT 1 FROM key_holds h WHERE h.object_id = o.id) AS held
        FROM objects o LEFT JOIN attributes a ON a.object_seq = o.seq
        WHERE o.id = $1 ORDER BY a.name, a.idx`,
       [id],
@@ -129,6 +131,7 @@ export class PostgresStore implements KeyStore, StoreHealth {
       attributes: rows
         .filter((r) => r.name !== null)
         .map((r): Attribute => ({ name: r.name!, index: r.idx!, value: decodeTtlv(r.value!) })),
+      heldByOperator: row.held,
     };
   }
 

@@ -36,6 +36,8 @@ type ObjectWithAttributesRow = [
   wrappedKey: Buffer | null,
   attributes: string,
   values: Buffer | null,
+  /** 1 if an operator hold stops the key being served. */
+  held: 0 | 1,
 ];
 /** name, index, and byte length of the encoded value. */
 type AttributeEntry = [name: string, index: number, length: number];
@@ -54,11 +56,15 @@ function attributesFrom(entries: readonly AttributeEntry[], values: Uint8Array):
   return attrs;
 }
 
-/** An object with its attributes as one JSON list and one BLOB of values; `order` orders both aggregates. */
+/**
+ * An object with its attributes as one JSON list and one BLOB of values (`order` orders both
+ * aggregates), and whether an operator holds it: one read for everything a Get checks.
+ */
 export function objectWithAttributesSql(order: string): string {
   return `SELECT o.id, o.tenant, o.object_type, o.state, o.root_key_label, o.wrap_mechanism, o.wrapped_key,
             (SELECT json_group_array(json_array(a.name, a.idx, length(a.value))${order}) FROM attributes a WHERE a.object_seq = o.seq),
-            (SELECT unhex(group_concat(hex(a.value), ''${order})) FROM attributes a WHERE a.object_seq = o.seq)
+            (SELECT unhex(group_concat(hex(a.value), ''${order})) FROM attributes a WHERE a.object_seq = o.seq),
+            EXISTS (SELECT 1 FROM key_holds h WHERE h.object_id = o.id)
           FROM objects o WHERE o.id = ?`;
 }
 
@@ -321,7 +327,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
       if (!row) return undefined;
       entries = JSON.parse(row[7]) as AttributeEntry[];
     }
-    const [objectId, tenant, objectType, state, rootKeyLabel, mechanism, wrappedKey, , values] = row;
+    const [objectId, tenant, objectType, state, rootKeyLabel, mechanism, wrappedKey, , values, held] = row;
     return {
       id: objectId,
       tenant,
@@ -329,6 +335,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
       state,
       wrapped: wrappedKeyOf({ root_key_label: rootKeyLabel, wrap_mechanism: mechanism, wrapped_key: wrappedKey }),
       attributes: attributesFrom(entries, values ?? EMPTY),
+      heldByOperator: held === 1,
     };
   }
 

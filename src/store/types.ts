@@ -29,6 +29,11 @@ export interface StoredObject {
   readonly wrapped: WrappedKeyRecord | undefined;
   /** Client- and server-set attributes, ordered by name then index. State, Object Type and Unique Identifier are columns, not here. */
   readonly attributes: readonly Attribute[];
+  /**
+   * An operator revoked the key (`kmipd keys revoke`): its material is not served again. Read with
+   * the object, so a Get checks it without another read (key-holds.ts has the hold's details).
+   */
+  readonly heldByOperator: boolean;
 }
 
 export interface NewObject {

@@ -17,6 +17,7 @@ import type { ClientIdentity } from '../../src/operations/context.js';
 import { Operation, ResultStatus, Tag } from '../../src/kmip/registry/generated.js';
 import { loggingClassifier } from '../../src/server/error-classifier.js';
 import { requestScreen } from '../../src/server/request-limits.js';
+import { withOperatorHolds } from '../../src/server/operator-holds.js';
 import { DEFAULT_LIMITS } from '../../src/server/limits.js';
 import { parseResponse, requestMessage } from '../helpers/kmip-client.js';
 import { tempDir } from '../helpers/kmipd.js';
@@ -59,7 +60,7 @@ beforeAll(async () => {
   const log = pino({ level: 'warn' }, new Writable({ write: (chunk, _enc, done) => (logged.push(JSON.parse(String(chunk))), done()) }));
   const audit = pino({ level: 'silent' });
   dispatcher = new Dispatcher(
-    { store, keys: hsm, log, audit, server: { vendor: 'kmipd', version: 'fuzz' }, maxDepth: DEFAULT_LIMITS.maxDepth, screen: requestScreen({ maxBatchItems: 16, maxAttributes: 32 }) },
+    { store, keys: withOperatorHolds(hsm), log, audit, server: { vendor: 'kmipd', version: 'fuzz' }, maxDepth: DEFAULT_LIMITS.maxDepth, screen: requestScreen({ maxBatchItems: 16, maxAttributes: 32 }) },
     loggingClassifier(log),
   );
   // Keys whose bytes we know, and one more that the seeds name (Get, Get Attributes, …).

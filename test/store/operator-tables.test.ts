@@ -193,6 +193,23 @@ function contract(kind: BackendKind): void {
       await s.backend.holds.release('a');
       expect(await other.holds.get('a')).toBeUndefined();
     });
+
+    it('gives each object with its hold, as another connection just placed or released it', async () => {
+      // A Get checks the hold that comes with the object; the serving connection may have read the
+      // object (SQLite: kept it in memory) before the operator's command placed the hold.
+      await s.backend.rootKeys.ensureInitialized('crk');
+      await s.backend.objects.insert(wrappedKey('a', 'crk'));
+      await s.backend.objects.insert(wrappedKey('b', 'crk'));
+      const operator = await s.reopen();
+      const serving = s.backend.objects;
+      expect((await serving.get('a'))!.heldByOperator).toBe(false);
+      expect((await serving.get('a'))!.heldByOperator).toBe(false);
+      await operator.holds.hold('a', 'key-compromise', undefined);
+      expect((await serving.get('a'))!.heldByOperator).toBe(true);
+      expect((await serving.get('b'))!.heldByOperator).toBe(false);
+      await operator.holds.release('a');
+      expect((await serving.get('a'))!.heldByOperator).toBe(false);
+    });
   });
 
   describe('cluster membership', () => {

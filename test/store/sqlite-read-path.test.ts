@@ -130,6 +130,8 @@ describe('SqliteStore.get', () => {
     const plan = (connectionOf(s.backend).prepare(`EXPLAIN QUERY PLAN ${objectWithAttributesSql('')}`).all('x') as { detail: string }[]).map((r) => r.detail);
     expect(plan.filter((d) => /^SEARCH a USING PRIMARY KEY \(object_seq=\?\)$/.test(d))).toHaveLength(2);
     expect(plan.join('\n')).not.toMatch(/TEMP B-TREE/);
+    // The operator hold that comes with each object: one index lookup, not a scan of key_holds.
+    expect(plan).toContain('SEARCH h USING COVERING INDEX sqlite_autoindex_key_holds_1 (object_id=?)');
     // Many attributes of one name and of several names, inserted out of order: read back in (name, index) order.
     const attributes = [5, 1, 3, 0, 2, 4].flatMap((i) => [a('x-b', i, integer(v, 100 + i)), a('x-a', i, textString(v, `a${i}`))]);
     await s.backend.objects.insert(object('many', attributes));
