@@ -12,6 +12,7 @@ import { MIGRATIONS } from './sqlite-migrations.js';
 import { WalSync } from './sqlite-wal-sync.js';
 import { isValueIndexed, sqliteValueIndexCondition } from './value-index.js';
 import { UntilChanged } from './sqlite-change-watch.js';
+import { SqliteAttributeRows } from './sqlite-attribute-rows.js';
 import { isLockBusy, LockWait, LOCK_WAIT_MS } from './sqlite-lock-wait.js';
 import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
 
@@ -141,19 +142,20 @@ export class SqliteStore implements KeyStore, StoreHealth {
   private readonly walSync: WalSync;
   /** Request-path writes wait for another process's lock from the event loop, not inside SQLite. */
   private readonly lockWait: LockWait;
+  private readonly attributeRows: SqliteAttributeRows;
 
   constructor(path: string) {
     this.db = openSqliteDatabase(path);
     this.walSync = new WalSync(`${path}-wal`);
     this.recent = new UntilChanged(this.db, MAX_RECENT_OBJECTS);
     this.lockWait = new LockWait(this.db);
+    this.attributeRows = new SqliteAttributeRows(this.db);
     const db = this.db;
     this.stmts = {
       insertObject: db.prepare(
         `INSERT INTO objects (id, tenant, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      insertAttribute: db.prepare('INSERT INTO attributes (object_seq, name, idx, value) VALUES (?, ?, ?, ?)'),
       deleteAttributes: db.prepare('DELETE FROM attributes WHERE object_seq = ? AND name = ?'),
       objectById: db.prepare('SELECT * FROM objects WHERE id = ?'),
       // get() in one statement and few JS values: better-sqlite3 makes a Buffer per BLOB and a
@@ -282,7 +284,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
   }
 
   private insertAttributes(seq: number, attrs: readonly Attribute[]): void {
-    for (const a of attrs) this.stmts.insertAttribute.run(seq, a.name, a.index, encodeTtlv(a.value));
+    this.attributeRows.insert(seq, attrs);
   }
 
   /**

@@ -64,6 +64,23 @@ function contract(kind: BackendKind): void {
     expect(obj!.attributes).toEqual([len(128)]);
   });
 
+  it('stores more attributes than one INSERT holds, and refuses a repeated (name, index) with nothing stored', async () => {
+    // 70 rows: two full statements of 32 rows and one of 6 on SQLite (sqlite-attribute-rows.ts).
+    const many = Array.from({ length: 70 }, (_, i) => text(`x-${String(i).padStart(2, '0')}`, `v${i}`, i % 3));
+    await store().insert(key('many', { attributes: [...many].reverse() }));
+    expect((await store().get('many'))!.attributes).toEqual(many);
+    await store().insert(key('neighbour', { attributes: [len(128)] }));
+    // Inserted together (one batch, one transaction on SQLite): the bad one alone is refused.
+    const bad = store().insert(key('repeated', { attributes: [...many.slice(0, 40), text('x-00', 'again', 0)] }));
+    const good = store().insert(key('fine', { attributes: many.slice(0, 40) }));
+    await expect(bad).rejects.toThrow();
+    await good;
+    expect(await store().get('repeated')).toBeUndefined();
+    expect((await store().get('fine'))!.attributes).toEqual(many.slice(0, 40));
+    expect((await store().get('neighbour'))!.attributes).toEqual([len(128)]);
+    expect((await store().locate({ ...everything, matches: [text('x-00', 'v0', 0)] })).ids.sort()).toEqual(['fine', 'many']);
+  });
+
   it('locates by attribute value, type, state and tenant, newest first, with paging', async () => {
     for (let i = 0; i < 5; i++) {
       await store().insert(key(`k${i}`, { tenant: i === 4 ? 'other' : 'default', state: i % 2 ? State.Active : State.PreActive, fill: i, attributes: [name(i < 3 ? 'shared' : `own${i}`), len(128)] }));
