@@ -131,7 +131,11 @@ export async function startServer(
   const listen = parseListen(overrides.listen ?? cfg.listen);
   const { host } = listen;
   const port = role?.port ?? listen.port;
+  // Requests, connections and sweeps mark their arrival; between two, this process's reads share
+  // one check for other processes' commits (sqlite-change-watch.ts).
+  const arrived = backend.shareChangeChecks();
   const server = new KmipServer({
+    arrived,
     host,
     port,
     maxMessageSize: limits.maxMessageSize,
@@ -182,7 +186,7 @@ export async function startServer(
     auditLog.close();
     throw err;
   }
-  operator.attach(server, { cert: resolveIn(dataDir, cfg.tls.cert), key: resolveIn(dataDir, cfg.tls.key) });
+  operator.attach(server, { cert: resolveIn(dataDir, cfg.tls.cert), key: resolveIn(dataDir, cfg.tls.key) }, arrived);
   // The primary says `kmipd listening` once every process is: clients wait for that line.
   log.info({ host: address.address, port: address.port }, role ? 'serve process listening' : 'kmipd listening');
   if (adminBound) log.info({ host: adminBound.address, port: adminBound.port }, 'kmipd admin listening');

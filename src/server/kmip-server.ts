@@ -42,6 +42,11 @@ export interface KmipServerOptions {
    * flood would queue in the primary: this process closes the excess itself.
    */
   readonly sharedListener?: boolean;
+  /**
+   * Called as each connection and each request arrives, before anything is read for it: the
+   * store's change checks may be shared until the next call (StoreBackend.shareChangeChecks).
+   */
+  readonly arrived?: () => void;
 }
 
 /** Connection events, with bounded reason labels. */
@@ -128,6 +133,7 @@ export class KmipServer {
     // connection is read until it is in.
     socket.pause();
     socket.on('error', (err) => this.opts.log.debug({ remote: socket.remoteAddress, err: err.message }, 'connection error'));
+    this.opts.arrived?.();
     this.opts.gate.admit(socket).then(
       (client) => this.serveAdmitted(socket, client),
       (err: unknown) => {
@@ -226,6 +232,7 @@ export class KmipServer {
   }
 
   private async answer(socket: TLSSocket, raw: Buffer, client: ClientIdentity, last: () => boolean): Promise<void> {
+    this.opts.arrived?.();
     if (socket.destroyed || !(await this.opts.gate.stillAdmitted(client))) {
       raw.fill(0);
       if (!socket.destroyed) this.opts.log.warn({ client: client.name }, 'client no longer trusted; closing connection');

@@ -28,8 +28,11 @@ export interface OperatorState {
   activeRootKeyLabel(): string;
   /** Reads the active root key version from the store (and remembers it for activeRootKeyLabel). */
   refreshActiveRootKey(): Promise<string>;
-  /** Follow revocations and server certificate changes for this server. */
-  attach(server: KmipServer, serverFiles: { cert: string; key: string }): void;
+  /**
+   * Follow revocations and server certificate changes for this server. `arrived` as the server's
+   * (KmipServerOptions.arrived): each sweep must see every revocation committed before it starts.
+   */
+  attach(server: KmipServer, serverFiles: { cert: string; key: string }, arrived?: () => void): void;
   /** Stops following; the store itself belongs to the caller. */
   close(): void;
 }
@@ -47,11 +50,12 @@ export async function openOperatorState(store: StoreBackend, o: { configuredRoot
       active = (await store.rootKeys.activeLabel()) ?? o.configuredRootKeyLabel;
       return active;
     },
-    attach(server, serverFiles) {
+    attach(server, serverFiles, arrived) {
       let sweeping = false;
       const sweep = setInterval(() => {
         if (sweeping) return; // a slow database: never pile sweeps up
         sweeping = true;
+        arrived?.();
         gate
           .noLongerAdmitted(server.admittedClients())
           .then((gone) => {

@@ -18,6 +18,7 @@ import { SqliteKeyHolds } from './sqlite-key-holds.js';
 import { SqliteKeyInventory } from './sqlite-key-inventory.js';
 import { SqliteClusterNodes } from './sqlite-cluster-nodes.js';
 import { MIGRATIONS } from './sqlite-migrations.js';
+import { SqliteChangeWatch } from './sqlite-change-watch.js';
 import { PgDatabase } from './postgres-database.js';
 import { PostgresStore } from './postgres-store.js';
 import { PostgresClientRegistry } from './postgres-client-registry.js';
@@ -51,6 +52,13 @@ export interface StoreBackend {
   readonly inventory: KeyInventory;
   readonly cluster: ClusterNodes;
   status(): Promise<DatabaseStatus>;
+  /**
+   * For the server: checks whether another process changed the database may be shared between
+   * arrivals (SQLite: one PRAGMA data_version reading, see sqlite-change-watch.ts; PostgreSQL
+   * has nothing to share). Call the function returned whenever a request or a connection arrives,
+   * or anything else starts that must see every commit made before it started.
+   */
+  shareChangeChecks(): () => void;
   close(): Promise<void>;
 }
 
@@ -92,6 +100,7 @@ function openSqliteBackend(loc: Extract<StoreLocation, { kind: 'sqlite' }>): Sto
         },
       };
     },
+    shareChangeChecks: () => SqliteChangeWatch.shareBetweenArrivals(db),
     close: () => objects.close(),
   };
 }
@@ -135,6 +144,8 @@ async function openPostgresBackend(loc: Extract<StoreLocation, { kind: 'postgres
         },
       };
     },
+    // Every read is a query of its own: nothing to share.
+    shareChangeChecks: () => () => {},
     close: () => db.close(),
   };
 }

@@ -2,6 +2,7 @@
 // (activeCredential), answered from memory while the database cannot have changed, must still
 // see a revocation at once, whoever wrote it; and SqliteStore.get, read in one statement, must
 // return attributes exactly as stored (awkward names, bytewise order, empty values, none at all).
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import type { ClientRegistry, NewCredential } from '../../src/store/client-registry.js';
@@ -84,6 +85,79 @@ describe('activeCredential', () => {
     expect(await r.activeCredential(id)).toBeUndefined();
     db.exec('ROLLBACK');
     expect(await r.activeCredential(id)).toMatchObject({ id, clientName: 'vc' });
+  });
+});
+
+describe('change checks shared between arrivals (the server)', () => {
+  const key = (id: string) => ({
+    id,
+    tenant: 't1',
+    objectType: ObjectType.SymmetricKey,
+    state: State.PreActive,
+    wrapped: { rootKeyLabel: 'crk', mechanism: 'test', blob: Buffer.alloc(40, 5) },
+    attributes: [],
+  });
+  /** Another process's connection (the operator CLI): its commits move data_version here. */
+  const elsewhere = () => {
+    if (s.location.kind !== 'sqlite') throw new Error('a SQLite store was expected');
+    return new Database(s.location.path);
+  };
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+  it("sees another connection's commits from the next arrival on, in every cache of the connection", async () => {
+    const arrived = s.backend.shareChangeChecks();
+    const cli = elsewhere();
+    await s.backend.objects.insert(key('k1'));
+    await s.backend.clients.addClient({ name: 'vc', tenant: 't1', role: 'writer' }, leaf('vc'));
+    await nextTurn();
+    arrived();
+    const id = (await s.backend.clients.activeLeaf(fp('vc')))!.id;
+    expect(await s.backend.clients.activeCredential(id)).toMatchObject({ clientName: 'vc' });
+    expect((await s.backend.objects.get('k1'))!.state).toBe(State.PreActive);
+
+    // Committed while the request that read above is still in progress: it may not see them...
+    cli.prepare("UPDATE clients SET revoked_at = 1 WHERE name = 'vc'").run();
+    cli.prepare("UPDATE objects SET state = ? WHERE id = 'k1'").run(State.Active);
+    expect(await s.backend.clients.activeCredential(id)).toMatchObject({ clientName: 'vc' });
+    expect((await s.backend.objects.get('k1'))!.state).toBe(State.PreActive);
+    // ...whatever arrives after them does, in both caches.
+    arrived();
+    expect(await s.backend.clients.activeCredential(id)).toBeUndefined();
+    expect((await s.backend.objects.get('k1'))!.state).toBe(State.Active);
+    cli.close();
+  });
+
+  it('reads again in the next turn of the event loop without an arrival (a timer, a sweep)', async () => {
+    s.backend.shareChangeChecks();
+    const cli = elsewhere();
+    await s.backend.objects.insert(key('k1'));
+    await nextTurn();
+    expect((await s.backend.objects.get('k1'))!.state).toBe(State.PreActive);
+    cli.prepare("UPDATE objects SET state = ? WHERE id = 'k1'").run(State.Active);
+    expect((await s.backend.objects.get('k1'))!.state).toBe(State.PreActive); // same turn
+    await nextTurn();
+    expect((await s.backend.objects.get('k1'))!.state).toBe(State.Active);
+    cli.close();
+  });
+
+  it('sees writes through its own connection at once, between arrivals', async () => {
+    const arrived = s.backend.shareChangeChecks();
+    await s.backend.objects.insert(key('k1'));
+    arrived();
+    expect((await s.backend.objects.get('k1'))!.state).toBe(State.PreActive);
+    await s.backend.objects.update('k1', { state: State.Active });
+    expect((await s.backend.objects.get('k1'))!.state).toBe(State.Active);
+    connectionOf(s.backend).prepare("UPDATE objects SET state = ? WHERE id = 'k1'").run(State.Deactivated);
+    expect((await s.backend.objects.get('k1'))!.state).toBe(State.Deactivated);
+  });
+
+  it('without sharing (the CLI, the default) every check reads', async () => {
+    const cli = elsewhere();
+    await s.backend.objects.insert(key('k1'));
+    expect((await s.backend.objects.get('k1'))!.state).toBe(State.PreActive);
+    cli.prepare("UPDATE objects SET state = ? WHERE id = 'k1'").run(State.Active);
+    expect((await s.backend.objects.get('k1'))!.state).toBe(State.Active);
+    cli.close();
   });
 });
 
