@@ -4,8 +4,8 @@
 // stronger statement "stop serving this key now", so it is enforced where key material leaves the
 // HSM: every path to key material goes through unwrapKey, with the object the store just gave.
 // The hold is read with that object (StoredObject.heldByOperator), as fresh as the object itself:
-// a revocation through any node or the CLI is a commit that the very next read sees (SQLite's
-// object cache is dropped when another connection commits), so it stops every node at once.
+// a revocation through any node or the CLI is a commit that every request arriving after it sees
+// (SQLite's object cache is dropped when another connection commits), so it stops every node at once.
 import { KmipError } from '../kmip/errors.js';
 import { ResultReason } from '../kmip/registry/generated.js';
 import type { HsmKeys, KeyProtector } from '../operations/context.js';

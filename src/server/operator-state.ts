@@ -5,7 +5,8 @@
 // Everything comes from the store backend the server shares with every other node and with the
 // operator's commands; nothing is cached in a way that could let a revoked client in or a held
 // key out: admission, each request, each unwrap and the revocation sweep read the database (or
-// SQLite's caches, which another connection's commit empties before the next read).
+// SQLite's caches, which another connection's commit empties for whatever arrives after it; see
+// sqlite-change-watch.ts).
 import type { Logger } from 'pino';
 import type { StoreBackend } from '../store/backend.js';
 import type { ClientPasswords } from '../store/client-passwords.js';

@@ -4,7 +4,8 @@
 // answer from memory while the database cannot have changed: PRAGMA data_version moves when
 // another connection (the operator CLI, another process) commits, and total_changes() when
 // anything on this connection writes. A revocation is therefore still seen by the very next
-// request or handshake, as if the row were read each time.
+// request or handshake, as if the row were read each time (the server shares one data_version
+// reading between arrivals: sqlite-change-watch.ts).
 import type Database from 'better-sqlite3';
 import { UntilChanged } from './sqlite-change-watch.js';
 import { LockWait } from './sqlite-lock-wait.js';
