@@ -280,11 +280,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
       Buffer.from(obj.wrapped.blob),
       Math.floor(Date.now() / 1000),
     );
-    this.insertAttributes(Number(info.lastInsertRowid), obj.attributes);
-  }
-
-  private insertAttributes(seq: number, attrs: readonly Attribute[]): void {
-    this.attributeRows.insert(seq, attrs);
+    this.attributeRows.insert(Number(info.lastInsertRowid), obj.attributes);
   }
 
   /**
@@ -350,7 +346,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
       if (change.state !== undefined) this.stmts.setState.run(change.state, row.seq);
       for (const [name, attrs] of change.replace ?? []) {
         this.stmts.deleteAttributes.run(row.seq, name);
-        this.insertAttributes(row.seq, attrs);
+        this.attributeRows.insert(row.seq, attrs);
       }
       if (change.eraseKey) {
         this.stmts.zeroKey.run(row.seq);
@@ -384,7 +380,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
       const w = obj.wrapped;
       this.stmts.restoreObject.run(obj.state, w?.rootKeyLabel ?? null, w?.mechanism ?? null, w ? Buffer.from(w.blob) : null, row.seq);
       this.stmts.deleteAllAttributes.run(row.seq);
-      this.insertAttributes(row.seq, obj.attributes);
+      this.attributeRows.insert(row.seq, obj.attributes);
     }).immediate()));
   }
 
