@@ -8,6 +8,7 @@ import { dateTime } from '../ttlv/build.js';
 import { ItemType } from '../ttlv/types.js';
 import type { StoredObject } from '../store/types.js';
 import type { OperationContext } from './context.js';
+import { single } from './object-attributes.js';
 
 /** The Unique Identifier of the request, or the ID Placeholder left by an earlier batch item. */
 export function targetId(ctx: OperationContext, payload: Fields): string {
@@ -28,7 +29,7 @@ export async function loadObject(ctx: OperationContext, id: string): Promise<Sto
 }
 
 function dateOf(obj: StoredObject, name: string): bigint | undefined {
-  const v = obj.attributes.find((a) => a.name === name)?.value;
+  const v = single(obj.attributes, name)?.value;
   return v?.type === ItemType.DateTime ? v.value : undefined;
 }
 

@@ -93,7 +93,10 @@ export function normaliseIndexes(raw: readonly Attribute[]): Attribute[] {
 }
 
 export function single(attrs: readonly Attribute[], name: string): Attribute | undefined {
-  return attrs.find((a) => a.name === name);
+  // A loop, not attrs.find: a stored object's attributes are frozen, and V8's Array.prototype.find
+  // reads a frozen array's elements through its slow generic path (3.5 % of a Get's CPU in perf).
+  for (const a of attrs) if (a.name === name) return a;
+  return undefined;
 }
 
 /** Wrap a list of attributes the way the version returns them (2.x: one Attributes structure). */
