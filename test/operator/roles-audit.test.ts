@@ -105,6 +105,8 @@ describe('roles', () => {
     expect(denied).toMatchObject({ tenant: 'ops', role: 'reader', object: id, result: 'OperationFailed', reason: 'PermissionDenied' });
     expect(String(denied['fingerprint'])).toMatch(/^[0-9a-f]{64}$/);
     expect(typeof denied['time']).toBe('string');
+    // The line's layout: who asked (bound once per client) before what was asked and its result.
+    expect(Object.keys(denied)).toEqual(['level', 'time', 'pid', 'hostname', 'name', 'client', 'fingerprint', 'tenant', 'role', 'operation', 'object', 'result', 'reason', 'ms', 'msg']);
     const served = records.find((r) => r['client'] === 'app' && r['operation'] === 'Get' && r['result'] === 'Success')!;
     expect(served).toMatchObject({ tenant: 'ops', role: 'writer', object: id });
   });
