@@ -123,6 +123,11 @@ function commonNameOf(cert: X509Certificate): string {
   }
 }
 
+/** Whether the credential a client was admitted under is still active and still says who it is. */
+function stillMatches(client: ClientIdentity, cred: ActiveCredential | undefined): boolean {
+  return cred !== undefined && cred.tenant === client.tenant && cred.role === client.role && cred.clientName === client.name;
+}
+
 /** A registry read that failed, kept as a value so that one failure does not stop the others. */
 class RegistryFailure {
   constructor(readonly cause: unknown) {}
@@ -165,8 +170,18 @@ export class ClientTrust implements ConnectionGate {
     return identity;
   }
 
+  /** noLongerAdmitted for one client, asked before every request: no batch bookkeeping. */
   async stillAdmitted(client: ClientIdentity, now = new Date()): Promise<boolean> {
-    return !(await this.noLongerAdmitted([client], now)).has(client);
+    const admission = this.admissions.get(client);
+    if (!admission || now > admission.expires) return false;
+    let cred: ActiveCredential | undefined;
+    try {
+      cred = await this.registry.activeCredential(admission.credentialId);
+    } catch (err) {
+      this.log.error({ err, credentialId: admission.credentialId }, 'client registry unavailable; closing the connections of that credential');
+      return false;
+    }
+    return stillMatches(client, cred);
   }
 
   /**
@@ -198,7 +213,7 @@ export class ClientTrust implements ConnectionGate {
     }
     for (const [client, id] of toCheck) {
       const cred = creds.get(id);
-      if (!(cred !== undefined && !(cred instanceof RegistryFailure) && cred.tenant === client.tenant && cred.role === client.role && cred.clientName === client.name)) gone.add(client);
+      if (cred instanceof RegistryFailure || !stillMatches(client, cred)) gone.add(client);
     }
     return gone;
   }
