@@ -636,7 +636,7 @@ export class Hsm implements HsmConnection {
     validateObjectId(objectId);
     const checked = checkedBlob(wrapped);
     const label = wrapped.rootKeyLabel;
-    return this.inSession(
+    return await this.inSession(
       'unwrapKey',
       (s) => this.openBlob(s, label, objectId, checked),
       (s) => this.openBlobOffloaded(s, label, objectId, checked),

@@ -101,7 +101,8 @@ export class HsmSupervisor implements HsmKeys {
   }
 
   private async attempt<T>(op: (h: HsmConnection) => Promise<T>): Promise<T> {
-    const h = await this.current();
+    // The usual case, an open connection, without a promise to await.
+    const h = this.hsm !== undefined && !this.closed ? this.hsm : await this.current();
     try {
       return await op(h);
     } catch (e) {
