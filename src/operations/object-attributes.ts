@@ -93,9 +93,11 @@ export function normaliseIndexes(raw: readonly Attribute[]): Attribute[] {
 }
 
 export function single(attrs: readonly Attribute[], name: string): Attribute | undefined {
-  // A loop, not attrs.find: a stored object's attributes are frozen, and V8's Array.prototype.find
-  // reads a frozen array's elements through its slow generic path (3.5 % of a Get's CPU in perf).
-  for (const a of attrs) if (a.name === name) return a;
+  // An indexed loop, not attrs.find or for...of: a stored object's attributes are frozen, and V8
+  // reads a frozen array through find's slow generic path (perf, Get: 6 % of the serve process)
+  // and gives for...of on it one iterator result object per element (heap sampling, Get: 14 % of
+  // the bytes the serve process allocates).
+  for (let i = 0; i < attrs.length; i++) if (attrs[i]!.name === name) return attrs[i];
   return undefined;
 }
 
