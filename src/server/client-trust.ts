@@ -123,14 +123,18 @@ function commonNameOf(cert: X509Certificate): string {
   }
 }
 
-/** Whether the credential a client was admitted under is still active and still says who it is. */
-function stillMatches(client: ClientIdentity, cred: ActiveCredential | undefined): boolean {
-  return cred !== undefined && cred.tenant === client.tenant && cred.role === client.role && cred.clientName === client.name;
-}
-
 /** A registry read that failed, kept as a value so that one failure does not stop the others. */
 class RegistryFailure {
   constructor(readonly cause: unknown) {}
+}
+
+/**
+ * Whether the credential a client was admitted under is still active and still says who it is.
+ * A registry we cannot read keeps nobody in.
+ */
+function stillMatches(client: ClientIdentity, cred: ActiveCredential | undefined | RegistryFailure): boolean {
+  if (cred === undefined || cred instanceof RegistryFailure) return false;
+  return cred.tenant === client.tenant && cred.role === client.role && cred.clientName === client.name;
 }
 
 export class ClientTrust implements ConnectionGate {
@@ -172,16 +176,8 @@ export class ClientTrust implements ConnectionGate {
 
   /** noLongerAdmitted for one client, asked before every request: no batch bookkeeping. */
   async stillAdmitted(client: ClientIdentity, now = new Date()): Promise<boolean> {
-    const admission = this.admissions.get(client);
-    if (!admission || now > admission.expires) return false;
-    let cred: ActiveCredential | undefined;
-    try {
-      cred = await this.registry.activeCredential(admission.credentialId);
-    } catch (err) {
-      this.log.error({ err, credentialId: admission.credentialId }, 'client registry unavailable; closing the connections of that credential');
-      return false;
-    }
-    return stillMatches(client, cred);
+    const admission = this.unexpiredAdmission(client, now);
+    return admission !== undefined && stillMatches(client, await this.readCredential(admission.credentialId));
   }
 
   /**
@@ -195,27 +191,34 @@ export class ClientTrust implements ConnectionGate {
     const reads = new Map<number, Promise<ActiveCredential | undefined | RegistryFailure>>();
     const toCheck: [ClientIdentity, number][] = [];
     for (const client of clients) {
-      const admission = this.admissions.get(client);
-      if (!admission || now > admission.expires) {
+      const admission = this.unexpiredAdmission(client, now);
+      if (!admission) {
         gone.add(client);
         continue;
       }
       const id = admission.credentialId;
-      if (!reads.has(id)) reads.set(id, this.registry.activeCredential(id).catch((err: unknown) => new RegistryFailure(err)));
+      if (!reads.has(id)) reads.set(id, this.readCredential(id));
       toCheck.push([client, id]);
     }
     const creds = new Map<number, ActiveCredential | undefined | RegistryFailure>();
-    for (const [id, read] of reads) {
-      const cred = await read;
-      // Never throws into the request path; a registry we cannot read keeps nobody in.
-      if (cred instanceof RegistryFailure) this.log.error({ err: cred.cause, credentialId: id }, 'client registry unavailable; closing the connections of that credential');
-      creds.set(id, cred);
-    }
-    for (const [client, id] of toCheck) {
-      const cred = creds.get(id);
-      if (cred instanceof RegistryFailure || !stillMatches(client, cred)) gone.add(client);
-    }
+    for (const [id, read] of reads) creds.set(id, await read);
+    for (const [client, id] of toCheck) if (!stillMatches(client, creds.get(id))) gone.add(client);
     return gone;
+  }
+
+  /** The client's admission, unless it is unknown or its certificate or credential has expired. */
+  private unexpiredAdmission(client: ClientIdentity, now: Date): Admission | undefined {
+    const admission = this.admissions.get(client);
+    if (!admission || now > admission.expires) return undefined;
+    return admission;
+  }
+
+  /** activeCredential that never throws into the request path: a failure is logged and returned. */
+  private readCredential(id: number): Promise<ActiveCredential | undefined | RegistryFailure> {
+    return this.registry.activeCredential(id).catch((err: unknown) => {
+      this.log.error({ err, credentialId: id }, 'client registry unavailable; closing the connections of that credential');
+      return new RegistryFailure(err);
+    });
   }
 
   private async evaluate(socket: TLSSocket): Promise<Verdict> {
