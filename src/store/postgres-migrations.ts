@@ -120,4 +120,7 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   // 6: nothing to do here. SQLite's step 6 rewrites its index condition and root-key guard into
   // forms it evaluates more cheaply; PostgreSQL's are already cheap. Kept so versions stay in step.
   `SELECT 1;`,
+  // 7: nothing to do here either. SQLite's step 7 counts the changes that can make a cached value
+  // stale, for its insert thread; the PostgreSQL store neither caches objects nor has that thread.
+  `SELECT 1;`,
 ];

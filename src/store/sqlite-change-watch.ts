@@ -37,8 +37,19 @@ class DataVersionReading {
     this.shared = undefined;
   };
 
+  private readonly epochStatement: Database.Statement;
+
   private constructor(db: Database.Database) {
     this.statement = db.prepare('PRAGMA data_version').pluck();
+    this.epochStatement = db.prepare('SELECT epoch FROM change_epoch').pluck();
+  }
+
+  /**
+   * change_epoch now: moved by every commit that can make a cached value stale, by any connection
+   * (triggers, migration 7), not by one that only adds objects or beats the cluster heartbeat.
+   */
+  epoch(): number {
+    return this.epochStatement.get() as number;
   }
 
   /** data_version as of some time after the latest arrival (now, without sharing). */
@@ -87,13 +98,18 @@ export class SqliteChangeWatch {
     // Read now, not shared: whether another commit came between the two is what is asked.
     const dataVersion = probe.dataVersion.now();
     const totalChanges = probe.totalChanges.get() as number;
+    const epoch = probe.dataVersion.epoch();
     const result = write();
     const dataVersionAfter = probe.dataVersion.now();
     const totalChangesAfter = probe.totalChanges.get() as number;
+    const epochAfter = probe.dataVersion.epoch();
     // Only this write happened in between (the calls are synchronous): same data_version.
     if (dataVersionAfter === dataVersion) {
       for (const w of watches) {
-        if (w.seenDataVersion === dataVersion && w.seenTotalChanges === totalChanges) w.seenTotalChanges = totalChangesAfter;
+        if (w.seenDataVersion === dataVersion && w.seenTotalChanges === totalChanges && w.seenEpoch === epoch) {
+          w.seenTotalChanges = totalChangesAfter;
+          w.seenEpoch = epochAfter;
+        }
       }
     }
     return result;
@@ -111,6 +127,7 @@ export class SqliteChangeWatch {
   private readonly totalChanges: Database.Statement;
   private seenDataVersion = -1;
   private seenTotalChanges = -1;
+  private seenEpoch = -1;
 
   constructor(private readonly db: Database.Database) {
     this.dataVersion = DataVersionReading.of(db);
@@ -129,8 +146,18 @@ export class SqliteChangeWatch {
     const dataVersion = this.dataVersion.current();
     const totalChanges = this.totalChanges.get() as number;
     if (dataVersion === this.seenDataVersion && totalChanges === this.seenTotalChanges) return false;
+    // Read after data_version: an epoch still as seen now was as seen when that reading was taken.
+    const epoch = this.dataVersion.epoch();
+    if (totalChanges === this.seenTotalChanges && epoch === this.seenEpoch) {
+      // Other connections committed, but only new objects (the insert thread, another process's
+      // Creates) or heartbeats: nothing remembered is stale. Entries for objects that did not
+      // exist are never remembered (UntilChanged's rememberMissing).
+      this.seenDataVersion = dataVersion;
+      return false;
+    }
     this.seenDataVersion = dataVersion;
     this.seenTotalChanges = totalChanges;
+    this.seenEpoch = epoch;
     return true;
   }
 }
@@ -147,6 +174,11 @@ export class UntilChanged<K, V> {
   constructor(
     private readonly db: Database.Database,
     private readonly max: number,
+    /**
+     * Whether a read that found nothing (undefined) is remembered. Only where whatever adds the
+     * thing also moves change_epoch: a new object does not, so "no such object" is read each time.
+     */
+    private readonly rememberMissing: boolean,
   ) {
     this.watch = new SqliteChangeWatch(db);
   }
@@ -156,7 +188,7 @@ export class UntilChanged<K, V> {
     if (this.watch.changed()) this.entries.clear();
     if (this.entries.has(key)) return this.entries.get(key)!;
     const value = read();
-    if (!this.db.inTransaction) {
+    if (!this.db.inTransaction && (value !== undefined || this.rememberMissing)) {
       if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
       this.entries.set(key, value);
     }

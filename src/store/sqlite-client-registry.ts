@@ -48,8 +48,9 @@ export class SqliteClientRegistry implements ClientRegistry {
 
   constructor(private readonly db: Database.Database) {
     this.lockWait = new LockWait(db);
-    this.credentials = new UntilChanged(db, MAX_CACHED_CREDENTIALS);
-    this.leaves = new UntilChanged(db, MAX_CACHED_CREDENTIALS);
+    // Enrolling moves change_epoch (a new credential row): "not enrolled" may be remembered.
+    this.credentials = new UntilChanged(db, MAX_CACHED_CREDENTIALS, true);
+    this.leaves = new UntilChanged(db, MAX_CACHED_CREDENTIALS, true);
     this.stmts = {
       client: db.prepare('SELECT * FROM clients WHERE name = ?'),
       clients: db.prepare('SELECT * FROM clients ORDER BY name'),

@@ -2,6 +2,23 @@
 // Never edit a released migration: add a new one.
 import { sqliteValueIndexCondition, valueIndexCondition } from './value-index.js';
 
+/**
+ * Tables whose every change moves change_epoch (migration 7): what the server's caches hold
+ * (objects, their attributes and holds; clients, their credentials and passwords; root keys).
+ * Not moved by: a new object and its attribute rows (INSERTs into objects and attributes; a
+ * change to an existing object's attributes also updates its objects row, see SqliteStore.update),
+ * and cluster heartbeats.
+ */
+const EPOCH_TRIGGERS: readonly (readonly [table: string, events: readonly string[]])[] = [
+  ['objects', ['UPDATE', 'DELETE']],
+  ['attributes', ['UPDATE', 'DELETE']],
+  ['key_holds', ['INSERT', 'UPDATE', 'DELETE']],
+  ['clients', ['INSERT', 'UPDATE', 'DELETE']],
+  ['client_credentials', ['INSERT', 'UPDATE', 'DELETE']],
+  ['client_passwords', ['INSERT', 'UPDATE', 'DELETE']],
+  ['root_keys', ['INSERT', 'UPDATE', 'DELETE']],
+];
+
 export const MIGRATIONS: readonly string[] = [
   // 1: objects and their attributes. seq gives Locate a stable order; attribute values are the
   // TTLV encoding of the Attribute Value item, so equality lookups are served by an index.
@@ -121,4 +138,15 @@ export const MIGRATIONS: readonly string[] = [
    CREATE TRIGGER objects_update_not_retired BEFORE UPDATE OF root_key_label, wrapped_key ON objects
      WHEN NEW.wrapped_key IS NOT NULL AND EXISTS (SELECT 1 FROM root_keys WHERE label = NEW.root_key_label AND state = 'retired')
      BEGIN SELECT RAISE(ABORT, 'root key is retired'); END;`,
+  // 7: a count of the changes that can make a cached value stale (sqlite-change-watch.ts): with
+  // it, another connection's commit that only adds objects (the insert thread's, another serve
+  // process's) leaves the caches as they are, where data_version alone emptied them.
+  `CREATE TABLE change_epoch (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     epoch INTEGER NOT NULL
+   ) STRICT;
+   INSERT INTO change_epoch (id, epoch) VALUES (1, 0);
+   ${EPOCH_TRIGGERS.flatMap(([table, events]) =>
+     events.map((e) => `CREATE TRIGGER ${table}_${e.toLowerCase()}_epoch AFTER ${e} ON ${table} BEGIN UPDATE change_epoch SET epoch = epoch + 1; END;`),
+   ).join('\n   ')}`,
 ];

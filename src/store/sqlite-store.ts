@@ -147,7 +147,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
   constructor(path: string) {
     this.db = openSqliteDatabase(path);
     this.walSync = new WalSync(`${path}-wal`);
-    this.recent = new UntilChanged(this.db, MAX_RECENT_OBJECTS);
+    this.recent = new UntilChanged(this.db, MAX_RECENT_OBJECTS, false);
     this.lockWait = new LockWait(this.db);
     this.attributeRows = new SqliteAttributeRows(this.db);
     const db = this.db;
@@ -343,7 +343,9 @@ export class SqliteStore implements KeyStore, StoreHealth {
     const { result, sync } = await this.lockWait.write(() => this.commitWithoutWaiting(() => this.writeObjects([id], () => this.db.transaction(() => {
       const row = this.stmts.objectById.get(id) as ObjectRow | undefined;
       if (!row) return false;
-      if (change.state !== undefined) this.stmts.setState.run(change.state, row.seq);
+      // Always, unchanged state or not: the objects row's update is what moves change_epoch for
+      // an attribute added to an existing object (an INSERT into attributes alone does not).
+      this.stmts.setState.run(change.state ?? row.state, row.seq);
       for (const [name, attrs] of change.replace ?? []) {
         this.stmts.deleteAttributes.run(row.seq, name);
         this.attributeRows.insert(row.seq, attrs);

@@ -139,3 +139,54 @@ it('after a change to one object still sees a change to another made on the same
   await store.update('k2', { state: State.Active });
   expect(await nameOf()).toBe('second');
 });
+
+// Other connections' commits that only add objects (the store's own insert thread, another serve
+// process's Creates) leave the cache as it is (change_epoch); every other change still empties it.
+
+/** Another process (its own connection) adds object `id` with plain SQL, as another kmipd would. */
+const insertElsewhere = (id: string) => {
+  const other = new Database(join(dir, 'kmipd.db'));
+  const seq = other
+    .prepare("INSERT INTO objects (id, tenant, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at) VALUES (?, 't', ?, ?, 'crk', 'aes-gcm-v2', zeroblob(60), 0)")
+    .run(id, ObjectType.SymmetricKey, State.PreActive).lastInsertRowid;
+  other.prepare("INSERT INTO attributes (object_seq, name, idx, value) VALUES (?, 'x-tag', 0, ?)").run(seq, Buffer.from([0x42, 0x00, 0x0b, 0x07, 0, 0, 0, 1, 0x61, 0, 0, 0, 0, 0, 0, 0]));
+  other.close();
+};
+
+it('keeps what it holds across objects another process adds, and finds those', async () => {
+  const a = await store.get('k1');
+  expect(await store.get('k3')).toBeUndefined(); // asked before it exists: not remembered as missing
+  insertElsewhere('k3');
+  expect(await store.get('k1')).toBe(a);
+  expect((await store.get('k3'))!.attributes.map((x) => x.name)).toEqual(['x-tag']);
+});
+
+it('sees an attribute another process adds to an object it holds', async () => {
+  expect(await nameOf()).toBe('first');
+  const other = new SqliteStore(join(dir, 'kmipd.db'));
+  try {
+    // Only an attribute row is inserted for the existing object; its objects row is updated too.
+    await other.update('k1', { replace: new Map([['x-added', [{ name: 'x-added', index: 0, value: textString(Tag.AttributeValue, 'v') }]]]) });
+  } finally {
+    await other.close();
+  }
+  expect((await store.get('k1'))!.attributes.map((x) => x.name)).toEqual(['Name', 'x-added']);
+});
+
+it('sees an operator hold another process places on an object it holds', async () => {
+  expect((await store.get('k1'))!.heldByOperator).toBe(false);
+  const other = new Database(join(dir, 'kmipd.db'));
+  other.prepare("INSERT INTO key_holds (object_id, held_at, reason) VALUES ('k1', 0, 'test')").run();
+  other.close();
+  expect((await store.get('k1'))!.heldByOperator).toBe(true);
+});
+
+it('sees a change another process commits after objects were added', async () => {
+  const a = await store.get('k1');
+  insertElsewhere('k3');
+  expect(await store.get('k1')).toBe(a);
+  const other = new Database(join(dir, 'kmipd.db'));
+  other.prepare("DELETE FROM objects WHERE id = 'k1'").run();
+  other.close();
+  expect(await store.get('k1')).toBeUndefined();
+});
