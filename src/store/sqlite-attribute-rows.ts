@@ -10,6 +10,11 @@ import type { Attribute } from '../kmip/attributes.js';
 /** Rows per statement: a Create's attributes fit in one; far below SQLite's bound on variables. */
 export const ROWS_PER_INSERT = 32;
 
+/** An INSERT of `rows` attribute rows (the insert thread prepares the same). */
+export function attributeInsertSql(rows: number): string {
+  return `INSERT INTO attributes (object_seq, name, idx, value) VALUES ${Array.from({ length: rows }, () => '(?, ?, ?, ?)').join(', ')}`;
+}
+
 export class SqliteAttributeRows {
   /** The INSERT for n rows, prepared the first time n rows are written (n <= ROWS_PER_INSERT). */
   private readonly inserts = new Map<number, Database.Statement>();
@@ -34,8 +39,7 @@ export class SqliteAttributeRows {
   private statementFor(rows: number): Database.Statement {
     let stmt = this.inserts.get(rows);
     if (!stmt) {
-      const tuples = Array.from({ length: rows }, () => '(?, ?, ?, ?)').join(', ');
-      stmt = this.db.prepare(`INSERT INTO attributes (object_seq, name, idx, value) VALUES ${tuples}`);
+      stmt = this.db.prepare(attributeInsertSql(rows));
       this.inserts.set(rows, stmt);
     }
     return stmt;

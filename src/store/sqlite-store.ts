@@ -13,7 +13,8 @@ import { WalSync } from './sqlite-wal-sync.js';
 import { isValueIndexed, sqliteValueIndexCondition } from './value-index.js';
 import { UntilChanged } from './sqlite-change-watch.js';
 import { SqliteAttributeRows } from './sqlite-attribute-rows.js';
-import { isLockBusy, LockWait, LOCK_WAIT_MS } from './sqlite-lock-wait.js';
+import { LockWait, LOCK_WAIT_MS } from './sqlite-lock-wait.js';
+import { SqliteInsertWriter } from './sqlite-insert-writer.js';
 import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
 
 interface ObjectRow {
@@ -143,6 +144,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
   /** Request-path writes wait for another process's lock from the event loop, not inside SQLite. */
   private readonly lockWait: LockWait;
   private readonly attributeRows: SqliteAttributeRows;
+  private readonly inserts: SqliteInsertWriter;
 
   constructor(path: string) {
     this.db = openSqliteDatabase(path);
@@ -150,12 +152,11 @@ export class SqliteStore implements KeyStore, StoreHealth {
     this.recent = new UntilChanged(this.db, MAX_RECENT_OBJECTS, false);
     this.lockWait = new LockWait(this.db);
     this.attributeRows = new SqliteAttributeRows(this.db);
+    // Its commits are another connection's to this one; they only add objects, which leaves
+    // this connection's caches as they are (change_epoch, sqlite-change-watch.ts).
+    this.inserts = new SqliteInsertWriter(path, LOCK_WAIT_MS, () => this.db.pragma('synchronous', { simple: true }) as number);
     const db = this.db;
     this.stmts = {
-      insertObject: db.prepare(
-        `INSERT INTO objects (id, tenant, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
       deleteAttributes: db.prepare('DELETE FROM attributes WHERE object_seq = ? AND name = ?'),
       objectById: db.prepare('SELECT * FROM objects WHERE id = ?'),
       // get() in one statement and few JS values: better-sqlite3 makes a Buffer per BLOB and a
@@ -174,79 +175,9 @@ export class SqliteStore implements KeyStore, StoreHealth {
     };
   }
 
-  /**
-   * Group commit: inserts are committed in one transaction per batch and each promise resolves
-   * only once its batch is on disk. A batch is what arrived in one turn of the event loop, or,
-   * while the previous batch's sync is running (off the loop), everything that arrived meanwhile:
-   * one commit and one fsync for all of them, and the loop keeps serving during the fsync.
-   */
+  /** Commits on their own thread (sqlite-insert-writer.ts), durable before this resolves. */
   insert(obj: NewObject): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.pendingInserts.push({ obj, resolve, reject });
-      this.scheduleFlush();
-    });
-  }
-
-  private readonly pendingInserts: { obj: NewObject; resolve: () => void; reject: (e: unknown) => void }[] = [];
-  private flushScheduled = false;
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    // While a sync runs, what arrives meanwhile waits for it, then shares one commit and one sync.
-    void this.walSync.settled().then(() =>
-      setImmediate(() => {
-        this.flushScheduled = false;
-        void this.flushInserts();
-      }),
-    );
-  }
-
-  private async flushInserts(): Promise<void> {
-    const batch = this.pendingInserts.splice(0);
-    if (batch.length === 0 || !this.db.open) return;
-    let committed: typeof batch;
-    let sync: () => Promise<void>;
-    try {
-      ({ result: committed, sync } = await this.lockWait.write(() =>
-        this.commitWithoutWaiting(() => this.writeObjects(batch.map((p) => p.obj.id), () => this.commitInserts(batch))),
-      ));
-    } catch (err) {
-      // The lock stayed taken (or the database closed meanwhile): nothing of the batch was stored.
-      for (const p of batch) p.reject(err);
-      return;
-    }
-    if (committed.length === 0) return;
-    sync().then(
-      () => committed.forEach((p) => p.resolve()),
-      (err: unknown) => committed.forEach((p) => p.reject(err)),
-    );
-  }
-
-  /** One transaction for the batch; throws (nothing stored) only when the lock is held elsewhere. */
-  private commitInserts(batch: typeof this.pendingInserts): typeof this.pendingInserts {
-    try {
-      this.db.transaction(() => {
-        for (const p of batch) this.insertRow(p.obj);
-      })();
-      return batch;
-    } catch (err) {
-      if (isLockBusy(err)) throw err; // retried as a whole
-    }
-    // One bad row (e.g. a duplicate id) must not fail the others: commit them one by one, each
-    // waiting for the lock in SQLite itself (a retry of the whole would insert the committed twice).
-    const committed: typeof batch = [];
-    this.lockWait.waiting(() => {
-      for (const p of batch) {
-        try {
-          this.db.transaction(() => this.insertRow(p.obj))();
-          committed.push(p);
-        } catch (err) {
-          p.reject(err);
-        }
-      }
-    });
-    return committed;
+    return this.inserts.insert(obj);
   }
 
   /**
@@ -267,20 +198,6 @@ export class SqliteStore implements KeyStore, StoreHealth {
       this.db.pragma('synchronous = FULL');
     }
     return { result, sync: () => this.walSync.durable() };
-  }
-
-  private insertRow(obj: NewObject): void {
-    const info = this.stmts.insertObject.run(
-      obj.id,
-      obj.tenant,
-      obj.objectType,
-      obj.state,
-      obj.wrapped.rootKeyLabel,
-      obj.wrapped.mechanism,
-      Buffer.from(obj.wrapped.blob),
-      Math.floor(Date.now() / 1000),
-    );
-    this.attributeRows.insert(Number(info.lastInsertRowid), obj.attributes);
   }
 
   /**
@@ -356,7 +273,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
       }
       return true;
     }).immediate())));
-    // Durable before the answer, but the fsync off the event loop (as for inserts): the first Get
+    // Durable before the answer, but the fsync off the event loop: the first Get
     // of every new key flips its Fresh attribute, and a synchronous fsync there held up everyone.
     await sync();
     return result;
@@ -442,7 +359,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
 
   async close(): Promise<void> {
     if (!this.db.open) return;
-    if (this.pendingInserts.length > 0) this.flushInserts(); // nothing acknowledged may be left behind
+    await this.inserts.close(); // what was asked to be stored is committed (or refused) first
     await this.walSync.settled();
     this.db.close();
     this.walSync.close();

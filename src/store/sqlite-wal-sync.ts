@@ -1,8 +1,9 @@
 // Group commit off the event loop for SQLite in WAL mode.
 //
 // With synchronous=FULL every commit fsyncs the WAL inside better-sqlite3's synchronous call, so the
-// whole server waits for the disk (36 % of the server's time under Create). Instead, a batch of
-// inserts commits with synchronous=NORMAL (frames written to the -wal file, no fsync) and its
+// whole server waits for the disk (36 % of the server's time under Create, when Creates committed
+// on the serving connection; they now have a thread of their own, sqlite-insert-writer.ts). Instead,
+// an update commits with synchronous=NORMAL (frames written to the -wal file, no fsync) and its
 // callers are answered only after an fdatasync of the -wal file, run on libuv's thread pool while
 // the event loop serves others. That fdatasync covers every frame written before it started, so it
 // makes the commit exactly as durable as FULL would have (SQLite itself syncs the WAL before any

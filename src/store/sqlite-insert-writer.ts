@@ -1,0 +1,181 @@
+// New objects are committed on a thread of their own (sqlite-insert-thread.ts), with its own
+// connection, so that their SQLite work (b-tree inserts, WAL writes, fsync, checkpoints) runs on the
+// second core while the event loop serves requests. Under Create that work was about a third of
+// the server's main thread (bench/RESULTS.md, twelfth round).
+//
+// Group commit: one batch is in the thread at a time; what arrives meanwhile goes in the next, as
+// one transaction. The thread syncs the WAL after each commit, before its reply, so each insert()
+// resolves only once its object is on disk. Another process holding the write lock makes the
+// thread wait, not the event loop.
+import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { encodeTtlv } from '../ttlv/index.js';
+import type { NewObject } from './types.js';
+import { attributeInsertSql, ROWS_PER_INSERT } from './sqlite-attribute-rows.js';
+import { insertThreadMain, type InsertBatch, type InsertReply, type InsertThreadData, type InsertThreadMessage } from './sqlite-insert-thread.js';
+
+export const INSERT_OBJECT_SQL = `INSERT INTO objects (id, tenant, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
+
+const BETTER_SQLITE3 = createRequire(import.meta.url).resolve('better-sqlite3');
+
+interface Pending {
+  readonly obj: NewObject;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** The thread's error as the one a commit on this thread would have thrown (classified alike). */
+function storeError(message: string, code: string | undefined): Error {
+  return code === undefined ? new Error(message) : new Database.SqliteError(message, code);
+}
+
+/**
+ * The batch as the thread reads it (InsertBatch): names and numbers in one array, the wrapped keys
+ * and encoded attribute values in one buffer of its own, transferred rather than copied. Wrapped
+ * keys only: key material never reaches the store in plaintext.
+ */
+function pack(n: number, batch: readonly Pending[], synchronous: number): InsertBatch {
+  const createdAt = Math.floor(Date.now() / 1000);
+  const meta: (string | number)[] = [];
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (const { obj } of batch) {
+    const { blob } = obj.wrapped;
+    meta.push(obj.id, obj.tenant, obj.objectType, obj.state, obj.wrapped.rootKeyLabel, obj.wrapped.mechanism, blob.length, createdAt, obj.attributes.length);
+    parts.push(blob);
+    total += blob.length;
+    for (const a of obj.attributes) {
+      const value = encodeTtlv(a.value);
+      meta.push(a.name, a.index, value.length);
+      parts.push(value);
+      total += value.length;
+    }
+  }
+  // Not Buffer.concat: its result may sit in Node's shared slab, which must not be transferred.
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return { n, synchronous, meta, bytes };
+}
+
+export class SqliteInsertWriter {
+  private thread: Worker | undefined;
+  private readonly queued: Pending[] = [];
+  private inFlight: { readonly n: number; readonly batch: readonly Pending[] } | undefined;
+  private sent = 0;
+  private sendScheduled = false;
+  private closing = false;
+  private readonly drained: (() => void)[] = [];
+
+  constructor(
+    private readonly path: string,
+    private readonly lockWaitMs: number,
+    /** PRAGMA synchronous of the serving connection, which the thread's commits follow. */
+    private readonly synchronous: () => number,
+  ) {}
+
+  /** Resolves once `obj` is committed and on disk; rejects (nothing stored) as SQLite would have. */
+  insert(obj: NewObject): Promise<void> {
+    if (this.closing) return Promise.reject(new Error('the store is closed'));
+    return new Promise((resolve, reject) => {
+      this.queued.push({ obj, resolve, reject });
+      if (this.inFlight || this.sendScheduled) return; // goes with the next batch
+      this.sendScheduled = true;
+      // What arrives in the same turn of the event loop shares the batch.
+      setImmediate(() => {
+        this.sendScheduled = false;
+        this.send();
+      });
+    });
+  }
+
+  /** Commits what is queued, waits for every reply, then ends the thread. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.send();
+    while (this.inFlight || this.queued.length > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
+    const thread = this.thread;
+    if (!thread) return;
+    this.thread = undefined;
+    const exited = once(thread, 'exit');
+    thread.ref(); // the process waits for the thread to close its connection
+    thread.postMessage(null satisfies InsertThreadMessage);
+    await exited;
+  }
+
+  private send(): void {
+    if (this.inFlight || this.queued.length === 0) return;
+    const batch = this.queued.splice(0);
+    let message: InsertBatch;
+    let thread: Worker;
+    try {
+      message = pack(++this.sent, batch, this.synchronous());
+      thread = this.started();
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return this.settle();
+    }
+    this.inFlight = { n: message.n, batch };
+    thread.ref(); // a batch in flight keeps the process alive until it is answered
+    thread.postMessage(message satisfies InsertThreadMessage, [message.bytes.buffer as ArrayBuffer]); // pack's own buffer
+  }
+
+  private answered(reply: InsertReply): void {
+    const flight = this.inFlight;
+    if (!flight || flight.n !== reply.n) return; // a reply from a thread already given up on
+    this.inFlight = undefined;
+    this.thread?.unref();
+    if ('error' in reply) {
+      const [message, code] = reply.error;
+      for (const p of flight.batch) p.reject(storeError(message, code));
+    } else {
+      const failed = new Map(reply.failed.map(([i, message, code]) => [i, storeError(message, code)]));
+      flight.batch.forEach((p, i) => {
+        const err = failed.get(i);
+        if (err) p.reject(err);
+        else p.resolve();
+      });
+    }
+    this.settle();
+  }
+
+  /** After a batch is done: the next one goes at once (it has waited a commit already), or close() may go on. */
+  private settle(): void {
+    this.send();
+    if (!this.inFlight && this.queued.length === 0) for (const resolve of this.drained.splice(0)) resolve();
+  }
+
+  /** The thread stopped: its batch in flight fails (committed or not, it was not acknowledged). */
+  private lost(thread: Worker, err: Error): void {
+    if (this.thread !== thread) return;
+    this.thread = undefined;
+    const flight = this.inFlight;
+    this.inFlight = undefined;
+    for (const p of flight?.batch ?? []) p.reject(err);
+    this.settle();
+  }
+
+  private started(): Worker {
+    if (this.thread) return this.thread;
+    const data: InsertThreadData = {
+      path: this.path,
+      betterSqlite3: BETTER_SQLITE3,
+      lockWaitMs: this.lockWaitMs,
+      insertObjectSql: INSERT_OBJECT_SQL,
+      insertAttributesSql: Array.from({ length: ROWS_PER_INSERT }, (_, i) => attributeInsertSql(i + 1)),
+    };
+    const thread = new Worker(`(${insertThreadMain.toString()})(require)`, { eval: true, workerData: data });
+    thread.unref();
+    thread.on('message', (reply: InsertReply) => this.answered(reply));
+    thread.on('error', (err) => this.lost(thread, err));
+    thread.on('exit', (code) => this.lost(thread, new Error(`the store's insert thread exited (code ${code})`)));
+    this.thread = thread;
+    return thread;
+  }
+}
