@@ -27,7 +27,7 @@ interface Pending {
   readonly reject: (err: unknown) => void;
 }
 
-/** The thread's error as the one a commit on this thread would have thrown (classified alike). */
+/** The thread's error as a commit on the serving connection would have thrown it (classified alike). */
 function storeError(message: string, code: string | undefined): Error {
   return code === undefined ? new Error(message) : new Database.SqliteError(message, code);
 }
