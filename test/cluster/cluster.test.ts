@@ -2,7 +2,8 @@
 // one PostgreSQL database and one HSM token. A key created through one node is served by the
 // other at once; trust, revocations and operator holds apply on both at once; killing a node
 // (SIGKILL) in the middle of a create/get load loses no acknowledged key and does not stop the
-// other; the killed node comes back and rejoins. PostgreSQL must be installed (scripts/setup.sh
+// other; the killed node comes back and rejoins; a database that refuses the nodes lets no
+// client in (fail closed) until it is back. PostgreSQL must be installed (scripts/setup.sh
 // --test installs it): without it these tests fail, they do not skip.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
@@ -284,4 +285,36 @@ describe('losing a node', () => {
     b = await startServe(nodes.b, ['--store', url]);
     expect((await clusterStatus(nodes.a)).nodes.map((n) => n.health)).toEqual(['healthy', 'healthy']);
   }, 60_000);
+});
+
+describe('losing the database', () => {
+  it('while PostgreSQL refuses the nodes, an open connection is closed at its next request and new ones are refused; once it is back, both serve every key again', async () => {
+    const open = await KmipTestClient.connect(a.port, nodes.bundle);
+    let id: string;
+    let bytes: Buffer;
+    try {
+      id = await createKey(open, 'before-outage');
+      bytes = await getKeyBytes(open, id);
+      // The database stops taking kmipd's connections and drops the ones it has.
+      await pg.query('postgres', 'ALTER DATABASE kmipd_cluster WITH ALLOW_CONNECTIONS false');
+      await pg.query('postgres', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'kmipd_cluster'");
+      // A client's credential that cannot be read admits nobody: the next request closes the connection.
+      await expect(open.call(V12, [{ operation: Operation.DiscoverVersions, payload: [] }])).rejects.toThrow(/closed/);
+      expect(a.logs.some((l) => l.includes('client registry unavailable'))).toBe(true);
+      expect(await probe(a.port, nodes.bundle)).toBe('refused');
+      expect(await probe(b.port, nodes.bundle)).toBe('refused');
+    } finally {
+      open.close();
+      await pg.query('postgres', 'ALTER DATABASE kmipd_cluster WITH ALLOW_CONNECTIONS true');
+    }
+    for (const node of [a, b]) {
+      await eventually(`node on ${node.port} serving again`, async () => (await probe(node.port, nodes.bundle)) === 'served' || undefined);
+      const k = await KmipTestClient.connect(node.port, nodes.bundle);
+      try {
+        expect(await eventually('the key served again', async () => getKeyBytes(k, id).catch(() => undefined))).toEqual(bytes);
+      } finally {
+        k.close();
+      }
+    }
+  }, 90_000);
 });
