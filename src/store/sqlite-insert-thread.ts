@@ -60,10 +60,11 @@ export function insertThreadMain(require: NodeRequire): void {
   let walFd: number | undefined;
 
   /**
-   * Commits `commit` durably as synchronous=FULL would, but syncs the WAL after releasing the write
-   * lock (as sqlite-wal-sync.ts does for the serving connection): with FULL the fsync ran inside
-   * the lock, and a second serve process's inserts waited for it (p99 37 ms against 9 ms, two
-   * processes). Below FULL (a bulk loader), commits at that level without a sync.
+   * Runs `commit` (one or more transactions) durably as synchronous=FULL would, but syncs the WAL
+   * after releasing the write lock (as sqlite-wal-sync.ts does for the serving connection): with
+   * FULL the fsync ran inside the lock, and a second serve process's inserts waited for it (p99
+   * 37 ms against 9 ms, two processes). Below FULL (a bulk loader), commits at that level without
+   * a sync.
    */
   function durably<T>(wanted: number, commit: () => T): T {
     const level = wanted >= FULL ? NORMAL : wanted;
@@ -71,7 +72,7 @@ export function insertThreadMain(require: NodeRequire): void {
       db.pragma(`synchronous = ${level}`);
       synchronous = level;
     }
-    const result = whenUnlocked(commit);
+    const result = commit();
     if (wanted >= FULL) {
       // The -wal file exists once this connection has committed; it lives as long as the connection.
       walFd ??= openSync(`${data.path}-wal`, 'r');
@@ -97,10 +98,8 @@ export function insertThreadMain(require: NodeRequire): void {
   const insertAttributes = data.insertAttributesSql.map((sql) => db.prepare(sql));
   const chunk = insertAttributes.length;
 
-  /** Object i of the batch, read from meta at `at` and bytes at `offset`; returns where the next starts. */
-  function insertOne(batch: InsertBatch, at: number, offset: number): [number, number] {
-    const m = batch.meta;
-    const bytes = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
+  /** The object of the batch whose entries start at `at` in meta and whose bytes start at `offset` (see starts). */
+  function insertOne(m: InsertBatch['meta'], bytes: Buffer, at: number, offset: number): void {
     const blobLength = m[at + 6] as number;
     const info = insertObject.run(m[at], m[at + 1], m[at + 2], m[at + 3], m[at + 4], m[at + 5], bytes.subarray(offset, offset + blobLength), m[at + 7]);
     const seq = Number(info.lastInsertRowid);
@@ -120,7 +119,6 @@ export function insertThreadMain(require: NodeRequire): void {
       }
       insertAttributes[rows - 1]!.run(values);
     }
-    return [at, offset];
   }
 
   /** Where each object of the batch starts in meta and bytes. */
@@ -152,14 +150,17 @@ export function insertThreadMain(require: NodeRequire): void {
       return;
     }
     const objects = starts(batch);
+    const bytes = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
     try {
       try {
         durably(batch.synchronous, () =>
-          db
-            .transaction(() => {
-              for (const [at, offset] of objects) insertOne(batch, at, offset);
-            })
-            .immediate(),
+          whenUnlocked(() =>
+            db
+              .transaction(() => {
+                for (const [at, offset] of objects) insertOne(batch.meta, bytes, at, offset);
+              })
+              .immediate(),
+          ),
         );
         parentPort!.postMessage({ n: batch.n, failed: [] } satisfies InsertReply);
         return;
@@ -172,7 +173,7 @@ export function insertThreadMain(require: NodeRequire): void {
       durably(batch.synchronous, () =>
         objects.forEach(([at, offset], i) => {
           try {
-            whenUnlocked(() => db.transaction(() => insertOne(batch, at, offset)).immediate());
+            whenUnlocked(() => db.transaction(() => insertOne(batch.meta, bytes, at, offset)).immediate());
           } catch (err) {
             failed.push([i, err instanceof Error ? err.message : String(err), codeOf(err)]);
           }

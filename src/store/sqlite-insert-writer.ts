@@ -16,7 +16,7 @@ import type { NewObject } from './types.js';
 import { attributeInsertSql, ROWS_PER_INSERT } from './sqlite-attribute-rows.js';
 import { insertThreadMain, type InsertBatch, type InsertReply, type InsertThreadData, type InsertThreadMessage } from './sqlite-insert-thread.js';
 
-export const INSERT_OBJECT_SQL = `INSERT INTO objects (id, tenant, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at)
+const INSERT_OBJECT_SQL = `INSERT INTO objects (id, tenant, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at)
    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
 
 const BETTER_SQLITE3 = createRequire(import.meta.url).resolve('better-sqlite3');

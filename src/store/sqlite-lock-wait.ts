@@ -51,16 +51,6 @@ export class LockWait {
     }
   }
 
-  /** `attempt` with SQLite's own busy wait, inside a `withoutWaiting` (a rare path that must not be retried as a whole). */
-  waiting<T>(attempt: () => T): T {
-    this.setBusyTimeout(LOCK_WAIT_MS);
-    try {
-      return attempt();
-    } finally {
-      this.setBusyTimeout(0);
-    }
-  }
-
   // SQLite applies PRAGMA busy_timeout while preparing the statement, so a statement prepared once
   // and run again changes nothing: pragma() prepares it each time (a few microseconds).
   private setBusyTimeout(ms: number): void {
