@@ -6,6 +6,7 @@ import type { IdleResult } from './suites/idle-connections.js';
 import type { KeyScaleResult } from './suites/key-scale.js';
 import type { ProfiledRun } from './suites/profile.js';
 import type { SlowHsmResult } from './suites/slow-hsm.js';
+import type { ConcurrencyResult } from './suites/concurrency.js';
 import { formatProfile } from './profile-summary.js';
 import type { DiskProbe } from './disk-probe.js';
 import type { ComponentCost } from './components.js';
@@ -23,6 +24,7 @@ export interface BenchResults {
   readonly generator: { workers: number; connections: number; depth: number };
   readonly settings: Record<string, unknown>;
   readonly throughput?: ThroughputResult;
+  readonly concurrency?: ConcurrencyResult;
   readonly handshakes?: HandshakeResult;
   readonly idle?: IdleResult;
   readonly keyScale?: KeyScaleResult;
@@ -157,6 +159,16 @@ export function markdownReport(r: BenchResults): string {
     out.push('', '| server | objects | store bytes | bytes per object | seeding |', '|---|---:|---:|---:|---:|');
     for (const s of [t.kmipd, t.pykmip]) {
       if (s) out.push(`| ${s.server} | ${fmt(s.store.objects)} | ${fmt(s.store.bytes)} | ${fmt(s.store.bytesPerObject)} | ${s.seeded} keys in ${fmt(s.seedSeconds, 1)} s |`);
+    }
+  }
+  const cc = r.concurrency;
+  if (cc) {
+    out.push('', `## Scale with connections (kmipd; ${r.generator.depth} request${r.generator.depth === 1 ? '' : 's'} in flight per connection)`, '');
+    out.push('| workload | connections | ops/s (median) | range | p50 | p99 | p99.9 | errors | server cores | server CPU per op |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const { workload, connections, figures: f } of cc.points) {
+      out.push(
+        `| ${workload} | ${connections} | ${rate(f.opsPerSec)} | ${rate(f.opsPerSecRange[0])}–${rate(f.opsPerSecRange[1])} (${f.runs} run${f.runs === 1 ? '' : 's'}) | ${latencyCells(f.latency)} | ${errorsCell(f)} | ${fmt(f.serverCores, 2)} | ${perOp(f.serverCores, f.opsPerSec)} |`,
+      );
     }
   }
   const ks = r.keyScale;

@@ -16,18 +16,19 @@ import { runIdleConnections } from './suites/idle-connections.js';
 import { runKeyScale } from './suites/key-scale.js';
 import { runProfiles } from './suites/profile.js';
 import { runComponents } from './suites/components.js';
+import { runConcurrency } from './suites/concurrency.js';
 import { runSlowHsm } from './suites/slow-hsm.js';
 import { runThroughput } from './suites/throughput.js';
 import { BENCH_DIR, closeWorkers, REPO_ROOT } from './worker-group.js';
 import { killAllServers } from './targets.js';
 import { DEFAULT_WORKLOADS, parseWorkload } from './workloads.js';
 
-const SUITES = ['throughput', 'handshakes', 'idle', 'keyscale', 'components', 'profile', 'slowhsm'] as const;
+const SUITES = ['throughput', 'concurrency', 'handshakes', 'idle', 'keyscale', 'components', 'profile', 'slowhsm'] as const;
 type Suite = (typeof SUITES)[number];
 
 const HELP = `usage: npm run bench -- [options]
 
-suites (default: throughput,handshakes,idle,keyscale,components):
+suites (default: throughput,concurrency,handshakes,idle,keyscale,components):
   --suites LIST            comma-separated: ${SUITES.join(', ')}
   --quick                  small, short settings (a smoke run of every suite in about a minute)
 
@@ -49,6 +50,8 @@ PyKMIP's server (Debian python3-pykmip), same workloads in the same run:
   --pykmip-seed-keys N     (as --seed-keys: Locate's cost depends on the store size)
 
 other suites:
+  --concurrency LIST       concurrency suite: connection counts (16,32,64)
+  --concurrency-workloads LIST  workloads it runs at each count (create,get)
   --key-scale LIST         store sizes for the keyscale suite (1000,100000)
   --million                add 1000000 to --key-scale (takes about 10 minutes more)
   --key-sample N           keys the keyscale workloads address, spread over the store (2000);
@@ -94,6 +97,8 @@ async function main(): Promise<void> {
       'handshake-duration': { type: 'string' },
       'profile-dir': { type: 'string' },
       'profile-workloads': { type: 'string' },
+      concurrency: { type: 'string' },
+      'concurrency-workloads': { type: 'string' },
       'slow-hsm-delay-us': { type: 'string' },
       'slow-hsm-sessions': { type: 'string' },
       'server-processes': { type: 'string' },
@@ -118,7 +123,7 @@ async function main(): Promise<void> {
     }
     return n;
   };
-  const suites = (values.suites ?? 'throughput,handshakes,idle,keyscale,components').split(',').map((s) => s.trim());
+  const suites = (values.suites ?? 'throughput,concurrency,handshakes,idle,keyscale,components').split(',').map((s) => s.trim());
   for (const s of suites) if (!(SUITES as readonly string[]).includes(s)) throw new Error(`unknown suite ${s} (known: ${SUITES.join(', ')})`);
   const want = (s: Suite) => suites.includes(s);
 
@@ -202,6 +207,16 @@ async function main(): Promise<void> {
     try {
       if (want('throughput')) {
         partial.throughput = await runThroughput(ctx, { workloads, load, repeat, seedKeys, pykmip });
+        save(false);
+      }
+      if (want('concurrency')) {
+        partial.concurrency = await runConcurrency(ctx, {
+          connections: (values.concurrency ?? (quick ? '2,4' : '16,32,64')).split(',').map((s) => num('concurrency', s.trim(), 16)),
+          workloads: (values['concurrency-workloads'] ?? 'create,get').split(',').map((w) => parseWorkload(w.trim())),
+          load,
+          repeat,
+          seedKeys: Math.min(seedKeys, 1000),
+        });
         save(false);
       }
       if (want('handshakes')) {

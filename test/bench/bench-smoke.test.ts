@@ -71,7 +71,8 @@ describe('benchmark harness (smoke run)', () => {
         join(ROOT, 'bench/run.ts'),
         '--',
         '--quick',
-        '--suites', 'throughput,handshakes,idle,keyscale,components',
+        '--suites', 'throughput,concurrency,handshakes,idle,keyscale,components',
+        '--concurrency', '2,4',
         '--workloads', 'get,create,get-attributes,locate,vcenter',
         '--connections', '4',
         '--workers', '2',
@@ -113,6 +114,17 @@ describe('benchmark harness (smoke run)', () => {
     }
     expect(Object.keys(t.ratios).sort()).toEqual(['create', 'get', 'get-attributes', 'locate', 'vcenter']);
     for (const r of Object.values(t.ratios)) expect(r.throughput).toBeGreaterThan(0);
+  });
+
+  it('runs Create and Get at each connection count against one kmipd, with zero errors', () => {
+    const points = results.concurrency!.points;
+    expect(points.map((p) => `${p.workload}@${p.connections}`)).toEqual(['create@2', 'create@4', 'get@2', 'get@4']);
+    for (const p of points) {
+      expect(p.figures.errorCount, `${p.workload}@${p.connections}: ${JSON.stringify(p.figures.errors)}`).toBe(0);
+      expect(p.figures.connections).toBe(p.connections);
+      expect(p.figures.ops).toBeGreaterThan(0);
+    }
+    expect(readFileSync(join(out.path, 'report.md'), 'utf8')).toContain('## Scale with connections');
   });
 
   it('opens new connections with full and resumed TLS sessions', () => {
