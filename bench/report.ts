@@ -63,7 +63,13 @@ export function checkTargets(r: Omit<BenchResults, 'targets' | 'finishedAt'>): T
     const c = w.create;
     out.push({
       target: 'Create (durable) >= 10,000 ops/s with 16 connections',
-      measured: `${fmt(c.opsPerSec)} ops/s with ${c.connections} connections, p99 ${ms(c.latency.p99Ms)}`,
+      measured:
+        `${fmt(c.opsPerSec)} ops/s with ${c.connections} connections, p99 ${ms(c.latency.p99Ms)}` +
+        // Where the rate is bound by latency rather than the server, the concurrency suite says how far it goes.
+        (r.concurrency?.points
+          .filter((p) => p.workload === 'create' && p.connections !== c.connections)
+          .map((p) => `; ${fmt(p.figures.opsPerSec)} with ${p.connections}`)
+          .join('') ?? ''),
       met: c.connections === 16 ? c.opsPerSec >= 10_000 : undefined,
     });
   }

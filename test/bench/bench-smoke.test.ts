@@ -125,6 +125,9 @@ describe('benchmark harness (smoke run)', () => {
       expect(p.figures.ops).toBeGreaterThan(0);
     }
     expect(readFileSync(join(out.path, 'report.md'), 'utf8')).toContain('## Scale with connections');
+    // The Create target's line names the rate at the other counts (the throughput suite ran at 4).
+    const create = results.targets.find((t) => t.target.startsWith('Create'))!;
+    expect(create.measured).toMatch(/ with 4 connections, p99 .*; [\d,]+ with 2$/);
   });
 
   it('opens new connections with full and resumed TLS sessions', () => {
