@@ -2,7 +2,8 @@
 // requests in flight (1: a client that waits for each answer, as vCenter and ESXi do), so at a
 // given count the ops/s are the connections divided by the latency. A durable Create waits for a
 // group commit and its fsync: at 16 connections that wait, not the server's CPU, bounds the rate
-// (bench/RESULTS.md, thirteenth round). This suite shows where the server's capacity lies.
+// (bench/RESULTS.md, thirteenth round). This suite shows where the server's capacity lies. One
+// server serves every count; Creates add to its store as they go.
 import { freshKmipdData, type BenchContext } from '../context.js';
 import { measureLoad, medianOf, type LoadFigures, type LoadSettings } from '../measure.js';
 import { seedKeys } from '../seed.js';
@@ -36,18 +37,20 @@ export async function runConcurrency(ctx: BenchContext, cfg: ConcurrencyConfig):
       keys = await seedKeys(server.endpoint, server.client, cfg.seedKeys);
     }
     for (const w of cfg.workloads) {
-      for (const connections of cfg.connections) {
-        const runs: LoadFigures[] = [];
-        for (let i = 0; i < cfg.repeat; i++) {
+      // The counts take turns run by run: a slow minute of the machine, and the store that Creates
+      // grow, weigh on every count alike.
+      const runs = new Map<number, LoadFigures[]>(cfg.connections.map((c) => [c, []]));
+      for (let i = 0; i < cfg.repeat; i++) {
+        for (const connections of cfg.connections) {
           const f = await measureLoad(server, w, keys, { ...cfg.load, connections });
           ctx.log(
             `concurrency ${w.name}, ${connections} connections #${i + 1}: ${f.opsPerSec.toFixed(0)} ops/s, p50 ${f.latency.p50Ms} ms, ` +
               `p99 ${f.latency.p99Ms} ms, errors ${f.errorCount}, server ${f.serverCores.toFixed(2)} cores`,
           );
-          runs.push(f);
+          runs.get(connections)!.push(f);
         }
-        points.push({ workload: w.name, connections, figures: medianOf(runs) });
       }
+      for (const connections of cfg.connections) points.push({ workload: w.name, connections, figures: medianOf(runs.get(connections)!) });
     }
   } finally {
     await server.stop();
