@@ -122,6 +122,11 @@ function errorsCell(f: { errorCount: number; errors: Record<string, number> }): 
   return f.errorCount === 0 ? '0' : `${f.errorCount} (${Object.entries(f.errors).map(([k, n]) => `${k}: ${n}`).join(', ')})`;
 }
 
+/** ops/s (median), its range over the runs, p50 | p99 | p99.9, errors, server cores: the cells every load table shares. */
+function loadCells(f: MedianFigures): string {
+  return `${rate(f.opsPerSec)} | ${rate(f.opsPerSecRange[0])}–${rate(f.opsPerSecRange[1])} (${f.runs} run${f.runs === 1 ? '' : 's'}) | ${latencyCells(f.latency)} | ${errorsCell(f)} | ${fmt(f.serverCores, 2)}`;
+}
+
 function throughputTable(t: ThroughputResult): string[] {
   const out = [
     '| server | workload | ops/s (median) | range | p50 | p99 | p99.9 | errors | server cores | server CPU per op | generator cores |',
@@ -130,7 +135,7 @@ function throughputTable(t: ThroughputResult): string[] {
   const rows = (name: string, ws: Record<string, MedianFigures>) => {
     for (const [w, f] of Object.entries(ws)) {
       out.push(
-        `| ${name} | ${w} | ${rate(f.opsPerSec)} | ${rate(f.opsPerSecRange[0])}–${rate(f.opsPerSecRange[1])} (${f.runs} run${f.runs === 1 ? '' : 's'}) | ${latencyCells(f.latency)} | ${errorsCell(f)} | ${fmt(f.serverCores, 2)} | ${perOp(f.serverCores, f.opsPerSec)} | ${fmt(f.generatorCores, 2)} |`,
+        `| ${name} | ${w} | ${loadCells(f)} | ${perOp(f.serverCores, f.opsPerSec)} | ${fmt(f.generatorCores, 2)} |`,
       );
     }
   };
@@ -173,7 +178,7 @@ export function markdownReport(r: BenchResults): string {
     out.push('| workload | connections | ops/s (median) | range | p50 | p99 | p99.9 | errors | server cores | server CPU per op |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const { workload, connections, figures: f } of cc.points) {
       out.push(
-        `| ${workload} | ${connections} | ${rate(f.opsPerSec)} | ${rate(f.opsPerSecRange[0])}–${rate(f.opsPerSecRange[1])} (${f.runs} run${f.runs === 1 ? '' : 's'}) | ${latencyCells(f.latency)} | ${errorsCell(f)} | ${fmt(f.serverCores, 2)} | ${perOp(f.serverCores, f.opsPerSec)} |`,
+        `| ${workload} | ${connections} | ${loadCells(f)} | ${perOp(f.serverCores, f.opsPerSec)} |`,
       );
     }
   }
@@ -222,7 +227,7 @@ export function markdownReport(r: BenchResults): string {
     out.push('| hsm.sessions | libuv threads | ops/s (median) | range | p50 | p99 | p99.9 | errors | server cores |', '|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const p of slow.points) {
       const f = p.get;
-      out.push(`| ${p.sessions} | ${p.uvThreads} | ${rate(f.opsPerSec)} | ${rate(f.opsPerSecRange[0])}–${rate(f.opsPerSecRange[1])} (${f.runs} run${f.runs === 1 ? '' : 's'}) | ${latencyCells(f.latency)} | ${errorsCell(f)} | ${fmt(f.serverCores, 2)} |`);
+      out.push(`| ${p.sessions} | ${p.uvThreads} | ${loadCells(f)} |`);
     }
   }
   if (r.profiles?.length) {
