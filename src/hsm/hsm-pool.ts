@@ -14,7 +14,7 @@
 import { inspect } from 'node:util';
 import { MAX_HSM_SESSIONS, type HsmConfig } from './config.js';
 import { HsmError } from './errors.js';
-import { Hsm, type AesKeyLength, type GeneratedKey, type HsmConnection, type WrapOptions, type WrappedKey } from './key-protector.js';
+import { Hsm, type AesKeyLength, type GeneratedKey, type HsmConnection, type LentDataKey, type NewWrappedKey, type WrapOptions, type WrappedKey } from './key-protector.js';
 
 export class HsmPool implements HsmConnection {
   /** Calls queued or running on each member. */
@@ -55,6 +55,15 @@ export class HsmPool implements HsmConnection {
 
   generateWrappedKey(objectId: string, bits: AesKeyLength, opts?: WrapOptions): Promise<GeneratedKey> {
     return this.dispatch((h) => h.generateWrappedKey(objectId, bits, opts));
+  }
+
+  newWrappedKey(bits: AesKeyLength): Promise<NewWrappedKey> {
+    return this.dispatch((h) => h.newWrappedKey(bits));
+  }
+
+  /** From one member: its release() goes back to that member's session. */
+  lendDataKey(label: string): Promise<LentDataKey> {
+    return this.dispatch((h) => h.lendDataKey(label));
   }
 
   wrapPlaintextKey(objectId: string, key: Uint8Array, opts?: WrapOptions): Promise<WrappedKey> {

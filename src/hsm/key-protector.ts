@@ -49,7 +49,7 @@
  * answered. Caveat outside our control: pkcs11js copies attribute values (CKA_VALUE on
  * C_CreateObject / C_GetAttributeValue) through native heap memory that it frees without zeroing.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { endianness } from 'node:os';
 import { inspect } from 'node:util';
 import type { AesCBC, AesGCM, Mechanism, Template } from 'pkcs11js';
@@ -98,6 +98,8 @@ const GCM_AAD_DOMAIN = 'kmipd/kek-gcm/v2/';
  * second costs nothing measurable.
  */
 const DATA_KEY_MAX_AGE_MS = 1000;
+/** The derivation data of every v2 data key. */
+const DATA_KEY_DATA = createHash('sha256').update(DATA_KEY_DOMAIN, 'utf8').digest();
 const GCM_IV_BYTES = 12;
 const GCM_TAG_BYTES = 16;
 
@@ -118,6 +120,36 @@ export interface GeneratedKey extends WrappedKey {
 }
 
 type Handle = Buffer;
+
+/** A new object id and the key generated for it (Create): see HsmConnection.newWrappedKey. */
+export interface NewWrappedKey {
+  readonly objectId: string;
+  readonly key: GeneratedKey;
+}
+
+/**
+ * A data key derived for one batch of keys made on another thread (prewrapped-keys.ts): a session
+ * object of this process, usable from any of its sessions, until release() destroys it.
+ */
+export interface LentDataKey {
+  readonly modulePath: string;
+  readonly slot: Buffer;
+  readonly handle: Buffer;
+  readonly rootKeyLabel: string;
+  /** performance.now() at the derivation: blobs made under it are fresh for DATA_KEY_MAX_AGE_MS. */
+  readonly derivedAt: number;
+  release(): Promise<void>;
+}
+
+/** What another thread needs to make format-v2 blobs of AES keys that this module opens. */
+export const V2_AES_FORMAT = Object.freeze({
+  mechanism: KEK_WRAP_MECHANISM,
+  aadPrefix: `${GCM_AAD_DOMAIN}aes/`,
+  ivBytes: GCM_IV_BYTES,
+  tagBytes: GCM_TAG_BYTES,
+  /** How long after its data key's derivation a blob may still be handed out: as long as the key itself is used. */
+  maxAgeMs: DATA_KEY_MAX_AGE_MS,
+});
 
 const AES_KEY_BYTES: ReadonlySet<number> = new Set([16, 24, 32]);
 /** RFC 5649 output for 16/24/32-byte keys: key length + 8. */
@@ -409,6 +441,10 @@ export interface HsmConnection {
   ensureRootKey(): Promise<{ created: boolean }>;
   hasRootKey(label?: string): Promise<boolean>;
   generateWrappedKey(objectId: string, bits: AesKeyLength, opts?: WrapOptions): Promise<GeneratedKey>;
+  /** A key for a new object whose id the HSM side picks (a random UUID), under the active root key. */
+  newWrappedKey(bits: AesKeyLength): Promise<NewWrappedKey>;
+  /** A fresh data key of root key `label` for a batch made elsewhere (format v2). */
+  lendDataKey(label: string): Promise<LentDataKey>;
   wrapPlaintextKey(objectId: string, key: Uint8Array, opts?: WrapOptions): Promise<WrappedKey>;
   wrapSecretBytes(objectId: string, secret: Uint8Array, opts?: WrapOptions): Promise<WrappedKey>;
   unwrapKey(objectId: string, wrapped: WrappedKey): Promise<Buffer>;
@@ -554,6 +590,26 @@ export class Hsm implements HsmConnection {
         } finally {
           this.destroyQuietly(s, kek);
         }
+      }),
+    );
+  }
+
+  async newWrappedKey(bits: AesKeyLength): Promise<NewWrappedKey> {
+    const objectId = randomUUID();
+    return { objectId, key: await this.generateWrappedKey(objectId, bits) };
+  }
+
+  async lendDataKey(label: string): Promise<LentDataKey> {
+    this.assertOpen();
+    return this.queue.run(() =>
+      this.withSession('lendDataKey', (s) => {
+        const handle = this.deriveFromRoot(s, this.rootKey(s, label), DATA_KEY_DATA, [C.CKA_ENCRYPT, C.CKA_DECRYPT], 'a data key');
+        const release = (): Promise<void> =>
+          this.queue.run(() => {
+            // A lost session took its session objects with it.
+            if (this.session === s) this.destroyQuietly(s, handle);
+          });
+        return { modulePath: this.mod.key, slot: this.slot, handle, rootKeyLabel: label, derivedAt: performance.now(), release };
       }),
     );
   }
@@ -1008,7 +1064,7 @@ export class Hsm implements HsmConnection {
       this.destroyQuietly(s, cached.handle);
     }
     const crk = this.rootKey(s, label);
-    const dk = this.deriveFromRoot(s, crk, createHash('sha256').update(DATA_KEY_DOMAIN, 'utf8').digest(), [C.CKA_ENCRYPT, C.CKA_DECRYPT], 'the data key');
+    const dk = this.deriveFromRoot(s, crk, DATA_KEY_DATA, [C.CKA_ENCRYPT, C.CKA_DECRYPT], 'the data key');
     this.dataKeys.set(label, { handle: dk, derivedAt: now });
     return dk;
   }
