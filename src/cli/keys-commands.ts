@@ -37,6 +37,7 @@ export const REVOCATION_REASONS: Readonly<Record<string, number>> = {
 /** The CLI never unwraps: revoke and destroy do not need key material. */
 const NO_KEY_MATERIAL: KeyProtector = {
   generateWrappedKey: () => Promise.reject(new Error('not available to operator commands')),
+  newWrappedKey: () => Promise.reject(new Error('not available to operator commands')),
   wrapPlaintextKey: () => Promise.reject(new Error('not available to operator commands')),
   wrapSecretBytes: () => Promise.reject(new Error('not available to operator commands')),
   unwrapKey: () => Promise.reject(new Error('not available to operator commands')),

@@ -1,6 +1,5 @@
 // Create (1.x §4.1 / 2.x §6.1.9) of an AES symmetric key. The key is generated inside the HSM and
 // only its wrapped form is stored; the answer is sent after the row is durable.
-import { randomUUID } from 'node:crypto';
 import { enumeration, textString } from '../ttlv/build.js';
 import { CryptographicAlgorithm, KeyFormatType, ObjectType, ResultReason, Tag } from '../kmip/registry/generated.js';
 import { KmipError } from '../kmip/errors.js';
@@ -34,9 +33,8 @@ export const create: OperationHandler = async (ctx, payload) => {
   const attrs = clientAttributes(payload, ctx.version);
   const bits = aesParameters(attrs);
   await assertNamesUnique(ctx, attrs);
-  const id = randomUUID();
+  const { objectId: id, key: wrapped } = await ctx.keys.newWrappedKey(bits);
   ctx.objectId = id;
-  const wrapped = await ctx.keys.generateWrappedKey(id, bits);
   const { state, attrs: serverAttrs } = serverAttributes({ id, clientAttrs: attrs, keyFormat: KeyFormatType.Raw, digest: wrapped.digest });
   await ctx.store.insert({ id, tenant: ctx.client.tenant, objectType: ObjectType.SymmetricKey, state, wrapped, attributes: [...attrs, ...serverAttrs] });
   ctx.idPlaceholder = id;

@@ -1,7 +1,7 @@
 // Wires a data folder into a running server: config → HSM session → store → dispatcher → listener.
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import { openHsmConnection } from '../hsm/index.js';
+import { openHsmConnection, PrewrappedKeys } from '../hsm/index.js';
 import { openStoreBackend } from '../store/backend.js';
 import { describeStore, resolveStoreLocation } from '../store/store-location.js';
 import { Dispatcher } from '../operations/dispatch.js';
@@ -80,8 +80,8 @@ export async function startServer(
     throw err;
   }
   // The PIN is read again on every (re)connection, never kept by the server.
-  const openHsm = () =>
-    openHsmConnection(
+  const openHsm = async () => {
+    const conn = await openHsmConnection(
       {
         modulePath: cfg.hsm.module,
         tokenLabel: cfg.hsm.tokenLabel,
@@ -92,6 +92,12 @@ export async function startServer(
       },
       cfg.hsm.sessions,
     );
+    if (!cfg.hsm.makeKeysAhead) return conn;
+    return new PrewrappedKeys(conn, {
+      activeRootKeyLabel: operator.activeRootKeyLabel,
+      onError: (err) => log.warn({ err }, 'making keys ahead of Creates failed; Creates make their own for a while'),
+    });
+  };
   // libuv sizes its thread pool once, before this code runs: sessions beyond it wait for a thread.
   const uvThreads = Number(process.env['UV_THREADPOOL_SIZE']) || 4;
   if (cfg.hsm.sessions > uvThreads) {

@@ -28,6 +28,8 @@ export interface KmipdConfig {
     readonly softhsmConf?: string | undefined;
     /** PKCS#11 sessions `serve` opens; more than 1 runs the HSM's slow calls off the event loop. */
     readonly sessions?: number | undefined;
+    /** Make Create's keys ahead on a thread of their own (src/hsm/prewrapped-keys.ts). */
+    readonly makeKeysAhead?: boolean | undefined;
   };
   readonly store: {
     readonly sqlite: string;
@@ -49,7 +51,7 @@ export interface KmipdConfig {
 /** A loaded configuration: every section and setting with a default is present. */
 export type ResolvedConfig = KmipdConfig & {
   readonly admin: { readonly listen: string | undefined };
-  readonly hsm: { readonly sessions: number };
+  readonly hsm: { readonly sessions: number; readonly makeKeysAhead: boolean };
   readonly processes: number;
 };
 
@@ -279,6 +281,13 @@ export const CONFIG_SCHEMA = section<KmipdConfig>({
         'PKCS#11 sessions `serve` opens. `1`: every HSM call on the event loop, fastest with an HSM inside the process (SoftHSM). More, for a network HSM (milliseconds per call): up to that many calls in flight, their encrypt and decrypt on libuv threads while requests keep being served; above 4, set `UV_THREADPOOL_SIZE` in the environment to at least this many',
       default: 1,
       parse: sessionCount,
+    }),
+    makeKeysAhead: defaulted<boolean | undefined>({
+      type: 'boolean',
+      description:
+        "a thread of `serve` makes Create's AES keys in batches, on its own HSM session, while Creates arrive; a Create takes one made under the active root key less than a second before, so its HSM calls (three round trips with a network HSM) leave the event loop. Only the wrapped key and its digest leave the thread. `false`: each key is made when its Create arrives",
+      default: true,
+      parse: flag,
     }),
   }),
   store: section({

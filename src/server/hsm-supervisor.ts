@@ -6,7 +6,7 @@
 // operation once. While the HSM stays away, requests fail fast with the last error and a new
 // attempt is made at most once per interval.
 import type { Logger } from 'pino';
-import { HsmError, toHsmError, type AesKeyLength, type GeneratedKey, type HsmConnection, type HsmErrorCode, type WrappedKey } from '../hsm/index.js';
+import { HsmError, toHsmError, type AesKeyLength, type GeneratedKey, type HsmConnection, type HsmErrorCode, type NewWrappedKey, type WrappedKey } from '../hsm/index.js';
 import type { HsmKeys } from '../operations/context.js';
 import type { WrappedKeyRecord } from '../store/types.js';
 
@@ -58,6 +58,10 @@ export class HsmSupervisor implements HsmKeys {
 
   generateWrappedKey(objectId: string, bits: AesKeyLength): Promise<GeneratedKey> {
     return this.run('generate', (h) => h.generateWrappedKey(objectId, bits));
+  }
+
+  newWrappedKey(bits: AesKeyLength): Promise<NewWrappedKey> {
+    return this.run('generate', (h) => h.newWrappedKey(bits));
   }
 
   wrapPlaintextKey(objectId: string, key: Uint8Array): Promise<WrappedKey> {

@@ -13,6 +13,7 @@ import type { HsmKeys, KeyProtector } from '../operations/context.js';
 export function withOperatorHolds(keys: HsmKeys): KeyProtector {
   return {
     generateWrappedKey: (objectId, bits) => keys.generateWrappedKey(objectId, bits),
+    newWrappedKey: (bits) => keys.newWrappedKey(bits),
     wrapPlaintextKey: (objectId, key) => keys.wrapPlaintextKey(objectId, key),
     wrapSecretBytes: (objectId, secret) => keys.wrapSecretBytes(objectId, secret),
     async unwrapKey(key) {

@@ -87,6 +87,10 @@ export function withActiveRootKey(keys: KeyProtector, refresh: () => Promise<unk
       await refresh();
       return keys.generateWrappedKey(objectId, bits);
     },
+    async newWrappedKey(bits) {
+      await refresh();
+      return keys.newWrappedKey(bits);
+    },
     async wrapPlaintextKey(objectId, key) {
       await refresh();
       return keys.wrapPlaintextKey(objectId, key);
