@@ -223,12 +223,13 @@ export function markdownReport(r: BenchResults): string {
   }
   const slow = r.slowHsm;
   if (slow) {
-    out.push('', `## Get on a slow HSM (${fmt(slow.delayUs)} µs per C_Decrypt, like a network HSM)`, '');
-    out.push('| hsm.sessions | libuv threads | ops/s (median) | range | p50 | p99 | p99.9 | errors | server cores |', '|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-    for (const p of slow.points) {
-      const f = p.get;
-      out.push(`| ${p.sessions} | ${p.uvThreads} | ${loadCells(f)} |`);
-    }
+    out.push('', `## On a slow HSM (${fmt(slow.delayUs)} µs per C_Decrypt, C_Encrypt and C_GenerateRandom, like a network HSM)`, '');
+    out.push(
+      '| workload | hsm.sessions | keys ahead | libuv threads | ops/s (median) | range | p50 | p99 | p99.9 | errors | server cores |',
+      '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    const inOrder = [...slow.points].sort((a, b) => (a.workload < b.workload ? -1 : a.workload > b.workload ? 1 : 0));
+    for (const p of inOrder) out.push(`| ${p.workload} | ${p.sessions} | ${p.keysAhead ? 'on' : 'off'} | ${p.uvThreads} | ${loadCells(p.figures)} |`);
   }
   if (r.profiles?.length) {
     out.push('', '## CPU profiles (kmipd server, node --cpu-prof)', '');

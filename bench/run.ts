@@ -62,7 +62,9 @@ other suites:
   --profile-workloads LIST workloads the profile suite runs, one server each (get,create)
   --slow-hsm-delay-us N    slowhsm suite: microseconds the slow PKCS#11 shim sleeps per C_Decrypt /
                            C_Encrypt / C_GenerateRandom, like a network HSM (1000)
-  --slow-hsm-sessions LIST slowhsm suite: hsm.sessions values to compare on Get (1,8)
+  --slow-hsm-sessions LIST slowhsm suite: hsm.sessions values to compare (1,8)
+  --slow-hsm-keys-ahead LIST slowhsm suite: hsm.makeKeysAhead values to compare (on,off)
+  --slow-hsm-workloads LIST slowhsm suite: workloads each server runs (get,create)
 
   --server-processes N     kmipd serve processes behind the one listener (kmipd.json processes; 1)
   --label TEXT             what is measured (e.g. a commit); default: the checkout path
@@ -101,6 +103,8 @@ async function main(): Promise<void> {
       'concurrency-workloads': { type: 'string' },
       'slow-hsm-delay-us': { type: 'string' },
       'slow-hsm-sessions': { type: 'string' },
+      'slow-hsm-keys-ahead': { type: 'string' },
+      'slow-hsm-workloads': { type: 'string' },
       'server-processes': { type: 'string' },
       label: { type: 'string' },
       out: { type: 'string' },
@@ -122,6 +126,10 @@ async function main(): Promise<void> {
       throw new Error(`--${name} must be a positive ${fractional.has(name) ? 'number' : 'whole number'}, got ${JSON.stringify(v)}`);
     }
     return n;
+  };
+  const onOff = (name: string, v: string): boolean => {
+    if (v !== 'on' && v !== 'off') throw new Error(`--${name} takes on and/or off, got ${JSON.stringify(v)}`);
+    return v === 'on';
   };
   const suites = (values.suites ?? 'throughput,concurrency,handshakes,idle,keyscale,components').split(',').map((s) => s.trim());
   for (const s of suites) if (!(SUITES as readonly string[]).includes(s)) throw new Error(`unknown suite ${s} (known: ${SUITES.join(', ')})`);
@@ -253,6 +261,8 @@ async function main(): Promise<void> {
         partial.slowHsm = await runSlowHsm(ctx, {
           delayUs: num('slow-hsm-delay-us', values['slow-hsm-delay-us'], 1000),
           sessions: (values['slow-hsm-sessions'] ?? '1,8').split(',').map((s) => num('slow-hsm-sessions', s.trim(), 1)),
+          keysAhead: (values['slow-hsm-keys-ahead'] ?? 'on,off').split(',').map((s) => onOff('slow-hsm-keys-ahead', s.trim())),
+          workloads: (values['slow-hsm-workloads'] ?? 'get,create').split(',').map((w) => parseWorkload(w.trim())),
           load,
           repeat,
           seedKeys: Math.min(seedKeys, 1000),

@@ -228,3 +228,40 @@ describe('benchmark harness with --server-processes 2 (smoke run)', () => {
     expect(idle.memoryBefore.rssMiB).toBeGreaterThan(180);
   });
 });
+
+describe('benchmark harness, slow HSM suite (smoke run)', () => {
+  let out: ReturnType<typeof tempDir>;
+  let results: BenchResults;
+
+  beforeAll(async () => {
+    out = tempDir('kmipd-bench-smoke-slowhsm-');
+    // prettier-ignore
+    await run(
+      process.execPath,
+      [
+        VITE_NODE, join(ROOT, 'bench/run.ts'), '--', '--quick', '--no-pykmip',
+        '--suites', 'slowhsm', '--slow-hsm-sessions', '1,2', '--slow-hsm-keys-ahead', 'on,off',
+        '--slow-hsm-workloads', 'get,create', '--slow-hsm-delay-us', '200', '--connections', '4',
+        '--duration', '0.5', '--warmup', '0.1', '--repeat', '1', '--seed-keys', '20',
+        '--max-minutes', '3', '--out', out.path, '--label', 'smoke-slowhsm',
+      ],
+      { cwd: ROOT, maxBuffer: 16 << 20, timeout: 200_000 },
+    );
+    results = JSON.parse(readFileSync(join(out.path, 'results.json'), 'utf8')) as BenchResults;
+  }, 220_000);
+  afterAll(() => out?.remove());
+
+  it('runs each workload on each sessions and keys-ahead setting, with zero errors, and reports them', () => {
+    const slow = results.slowHsm!;
+    expect(slow.delayUs).toBe(200);
+    const seen = slow.points.map((p) => `${p.workload} ${p.sessions} ${p.keysAhead ? 'on' : 'off'}`).sort();
+    expect(seen).toEqual(['create 1 off', 'create 1 on', 'create 2 off', 'create 2 on', 'get 1 off', 'get 1 on', 'get 2 off', 'get 2 on']);
+    for (const p of slow.points) {
+      expect(p.figures.errorCount, `${p.workload} ${p.sessions} ${String(p.keysAhead)}: ${JSON.stringify(p.figures.errors)}`).toBe(0);
+      expect(p.figures.ops).toBeGreaterThan(0);
+    }
+    const report = readFileSync(join(out.path, 'report.md'), 'utf8');
+    expect(report).toContain('## On a slow HSM (200 µs per C_Decrypt, C_Encrypt and C_GenerateRandom');
+    expect(report).toMatch(/^\| create \| 2 \| on \| 6 \| [\d,]+ \|/m);
+  });
+});
