@@ -12,6 +12,15 @@ export async function makeTempDir(prefix = 'kmipd-hsm-'): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix));
 }
 
+/** Waits until `cond` holds, checking every `everyMs`; fails after `tries` checks, naming `what` (and `detail()`). */
+export async function until(what: string, cond: () => boolean, o: { everyMs?: number; tries?: number; detail?: () => string } = {}): Promise<void> {
+  const { everyMs = 5, tries = 2000 } = o;
+  for (let i = 0; !cond(); i++) {
+    if (i > tries) throw new Error(`timed out waiting for ${what}${o.detail ? `: ${o.detail()}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 export async function removeDir(dir: string | undefined): Promise<void> {
   if (dir) await rm(dir, { recursive: true, force: true });
 }

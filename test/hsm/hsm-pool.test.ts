@@ -6,7 +6,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hsm, HsmError, HsmPool, initSoftHsm, openHsmConnection, type HsmConfig, type WrappedKey } from '../../src/hsm/index.js';
-import { makeTempDir, openProbe, removeDir } from './helpers.js';
+import { makeTempDir, openProbe, removeDir, until } from './helpers.js';
 import { buildSlowModule, readSlowStats, slowEnv, type SlowStats } from './slow-module.js';
 
 const SLOW_US = 100_000;
@@ -17,13 +17,6 @@ interface StoredKey {
   readonly id: string;
   readonly value: Buffer;
   readonly wrapped: WrappedKey;
-}
-
-async function until(what: string, cond: () => boolean): Promise<void> {
-  for (let i = 0; !cond(); i++) {
-    if (i > 2000) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe('HsmPool on a slow HSM (SoftHSM behind a delaying shim)', () => {

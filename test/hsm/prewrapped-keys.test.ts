@@ -5,14 +5,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hsm, PREWRAP_BATCH, PrewrappedKeys, V2_AES_FORMAT, initSoftHsm, type HsmConnection, type NewWrappedKey, type SoftHsmSetup } from '../../src/hsm/index.js';
-import { makeTempDir, removeDir } from './helpers.js';
-
-async function until(what: string, cond: () => boolean): Promise<void> {
-  for (let i = 0; !cond(); i++) {
-    if (i > 1000) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { makeTempDir, removeDir, until } from './helpers.js';
 
 describe('PrewrappedKeys', () => {
   let dir: string;

@@ -17,6 +17,7 @@ import { configPath } from '../../src/server/config.js';
 import { KmipTestClient } from '../helpers/kmip-client.js';
 import { initAndEnroll, tempDir, type ClientBundle } from '../helpers/kmipd.js';
 import { createItem, getItem, keyMaterial, V12 } from '../hostile/helpers.js';
+import { until } from './helpers.js';
 import { buildSlowModule, readSlowStats, slowEnv } from './slow-module.js';
 
 /** The first Digest Value anywhere under `items`. */
@@ -69,13 +70,6 @@ describe('kmipd serve with hsm.makeKeysAhead on a slow HSM', () => {
     return running;
   }
 
-  async function until(what: string, cond: () => boolean): Promise<void> {
-    for (let i = 0; !cond(); i++) {
-      if (i > 2000) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(stats())}`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
-  }
-
   const stats = () => (existsSync(statsFile) ? readSlowStats(statsFile) : undefined);
 
   it('(the default) answers a Create while the HSM holds every call, with a key that opens under its id', async () => {
@@ -85,7 +79,7 @@ describe('kmipd serve with hsm.makeKeysAhead on a slow HSM', () => {
       const first = await client.call(V12, [createItem(V12, 256)]); // none ready: made on the spot; a batch is asked for
       expect(first.items[0]!.status).toBe(ResultStatus.Success);
       const batchDone = SLOW_CALLS_PER_KEY + SLOW_CALLS_PER_KEY * PREWRAP_BATCH;
-      await until('the batch to be made', () => (stats()?.calls ?? 0) >= batchDone && stats()!.inFlight === 0);
+      await until('the batch to be made', () => (stats()?.calls ?? 0) >= batchDone && stats()!.inFlight === 0, { detail: () => JSON.stringify(stats()) });
       await new Promise((r) => setTimeout(r, 200)); // its reply reaches the event loop (keys stay fresh for 1 s)
 
       // From here on a slow call would wait inside the module, holding the event loop (hsm.sessions 1).
