@@ -285,7 +285,7 @@ export const CONFIG_SCHEMA = section<KmipdConfig>({
     makeKeysAhead: defaulted<boolean | undefined>({
       type: 'boolean',
       description:
-        "a thread of `serve` makes Create's AES keys in batches, on its own HSM session, while Creates arrive; a Create takes one made under the active root key less than a second before, so its HSM calls (three round trips with a network HSM) leave the event loop. Only the wrapped key and its digest leave the thread. `false`: each key is made when its Create arrives",
+        "a thread of `serve` makes Create's AES keys in batches, on one more HSM session of its own, while Creates arrive; a Create takes one made under the active root key less than a second before, so its HSM calls (three round trips with a network HSM) leave the event loop. Only the wrapped key and its digest leave the thread. `false`: each key is made when its Create arrives",
       default: true,
       parse: flag,
     }),
