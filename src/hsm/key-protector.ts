@@ -44,10 +44,12 @@
  * v1 blobs stay readable; `kmipd root rotate` re-wraps them as v2.
  *
  * Plaintext handling: key material exists outside the HSM only in unwrapKey()'s return value, in
- * wrapPlaintextKey()'s input, and during a v2 Create or re-wrap between the HSM's calls. Copies this module makes are zeroed after use. Callers own the
- * Buffers they pass in and get back and MUST zero them (`buf.fill(0)`) as soon as the request is
- * answered. Caveat outside our control: pkcs11js copies attribute values (CKA_VALUE on
- * C_CreateObject / C_GetAttributeValue) through native heap memory that it frees without zeroing.
+ * wrapPlaintextKey()'s input, and during a v2 Create or re-wrap between the HSM's calls (on the
+ * event loop, or on the thread that makes keys ahead, prewrap-thread.ts). Copies this module makes
+ * are zeroed after use. Callers own the Buffers they pass in and get back and MUST zero them
+ * (`buf.fill(0)`) as soon as the request is answered. Caveat outside our control: pkcs11js copies
+ * attribute values (CKA_VALUE on C_CreateObject / C_GetAttributeValue) through native heap memory
+ * that it frees without zeroing.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { endianness } from 'node:os';
