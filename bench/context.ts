@@ -15,6 +15,8 @@ export interface BenchContext {
   readonly profileDir: string | undefined;
   /** `processes` written into every kmipd data folder (serve processes behind one listener). */
   readonly serverProcesses: number;
+  /** `hsm.makeKeysAhead` written into every kmipd data folder; kmipd's default when undefined. */
+  readonly keysAhead?: boolean | undefined;
   log(msg: string): void;
 }
 
@@ -44,10 +46,11 @@ export async function freshKmipdData(ctx: BenchContext, name: string): Promise<{
     const confPath = isAbsolute(softhsmConf) ? softhsmConf : join(dir, softhsmConf);
     if (confPath.startsWith(dir)) writeFileSync(confPath, readFileSync(confPath, 'utf8').split(source).join(dir));
   }
-  if (ctx.serverProcesses > 1) {
+  if (ctx.serverProcesses > 1 || ctx.keysAhead !== undefined) {
     const configPath = join(dir, 'kmipd.json');
-    const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
-    writeFileSync(configPath, JSON.stringify({ ...config, processes: ctx.serverProcesses }, null, 2));
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as { hsm: Record<string, unknown> };
+    const hsm = ctx.keysAhead === undefined ? config.hsm : { ...config.hsm, makeKeysAhead: ctx.keysAhead };
+    writeFileSync(configPath, JSON.stringify({ ...config, hsm, ...(ctx.serverProcesses > 1 ? { processes: ctx.serverProcesses } : {}) }, null, 2));
   }
   const client = await prepareKmipdData(ctx.root, dir);
   return { dir, client };

@@ -67,6 +67,8 @@ other suites:
   --slow-hsm-workloads LIST slowhsm suite: workloads each server runs (get,create)
 
   --server-processes N     kmipd serve processes behind the one listener (kmipd.json processes; 1)
+  --keys-ahead on|off      kmipd.json hsm.makeKeysAhead for every kmipd under test (kmipd's default,
+                           on); the slowhsm suite sets it itself (--slow-hsm-keys-ahead)
   --label TEXT             what is measured (e.g. a commit); default: the checkout path
   --out DIR                results folder (bench/out/<time>)
   --keep                   keep the scratch data folders
@@ -104,6 +106,7 @@ async function main(): Promise<void> {
       'slow-hsm-delay-us': { type: 'string' },
       'slow-hsm-sessions': { type: 'string' },
       'slow-hsm-keys-ahead': { type: 'string' },
+      'keys-ahead': { type: 'string' },
       'slow-hsm-workloads': { type: 'string' },
       'server-processes': { type: 'string' },
       label: { type: 'string' },
@@ -158,6 +161,7 @@ async function main(): Promise<void> {
   const handshakeMs = num('handshake-duration', values['handshake-duration'], 5, 1.5) * 1000;
   const maxMinutes = num('max-minutes', values['max-minutes'], 120);
   const serverProcesses = num('server-processes', values['server-processes'], 1);
+  const keysAhead = values['keys-ahead'] === undefined ? undefined : onOff('keys-ahead', values['keys-ahead']);
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const outDir = values.out ?? join(BENCH_DIR, 'out', stamp);
@@ -168,9 +172,10 @@ async function main(): Promise<void> {
     workDir,
     profileDir: values['profile-dir'] ?? join(outDir, 'profiles'),
     serverProcesses,
+    keysAhead,
     log: (msg) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`),
   };
-  const settings = { load, repeat, workloads: workloads.map((w) => w.name), seedKeys, pykmip, sizes, idle, handshakeMs, quick, serverProcesses };
+  const settings = { load, repeat, workloads: workloads.map((w) => w.name), seedKeys, pykmip, sizes, idle, handshakeMs, quick, serverProcesses, ...(keysAhead === undefined ? {} : { keysAhead }) };
   ctx.log(`bench: suites ${suites.join(', ')}; scratch ${workDir}; results ${outDir}`);
 
   // The whole run is bounded: past --max-minutes everything this process started is killed.

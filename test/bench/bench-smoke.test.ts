@@ -206,7 +206,7 @@ describe('benchmark harness with --server-processes 2 (smoke run)', () => {
         VITE_NODE, join(ROOT, 'bench/run.ts'), '--', '--quick', '--no-pykmip',
         '--suites', 'throughput,idle', '--workloads', 'get,create', '--connections', '4',
         '--duration', '0.5', '--warmup', '0.1', '--repeat', '1', '--seed-keys', '20', '--idle', '40',
-        '--server-processes', '2', '--max-minutes', '3', '--out', out.path, '--label', 'smoke-p2',
+        '--server-processes', '2', '--keys-ahead', 'off', '--max-minutes', '3', '--out', out.path, '--label', 'smoke-p2',
       ],
       { cwd: ROOT, maxBuffer: 16 << 20, timeout: 200_000 },
     );
@@ -216,7 +216,10 @@ describe('benchmark harness with --server-processes 2 (smoke run)', () => {
 
   it('runs kmipd as a primary and two serve processes, and counts the whole tree', () => {
     expect(results.settings['serverProcesses']).toBe(2);
-    expect(readFileSync(join(out.path, 'report.md'), 'utf8')).toContain('2 serve processes behind one listener');
+    expect(results.settings['keysAhead']).toBe(false);
+    const report = readFileSync(join(out.path, 'report.md'), 'utf8');
+    expect(report).toContain('2 serve processes behind one listener');
+    expect(report).toContain('`hsm.makeKeysAhead` off');
     const t = results.throughput!;
     for (const [name, f] of Object.entries(t.kmipd.workloads)) {
       expect(f.errorCount, `${name}: ${JSON.stringify(f.errors)}`).toBe(0);
