@@ -36,7 +36,8 @@ export interface PrewrapRequest {
 export type PrewrappedEntry = readonly [objectId: string, blob: Uint8Array, digest: Uint8Array];
 
 export type PrewrapReply =
-  | { readonly n: number; readonly keys: readonly PrewrappedEntry[] }
+  /** `ms`: the thread's own time for the batch (its start and the messages left out). */
+  | { readonly n: number; readonly keys: readonly PrewrappedEntry[]; readonly ms: number }
   | { readonly n: number; readonly error: readonly [message: string, code: string | undefined] };
 
 /** What the main side sends: a batch, or null once, to close the session and end the thread. */
@@ -98,11 +99,12 @@ export function prewrapThreadMain(require: NodeRequire): void {
       return;
     }
     try {
+      const started = performance.now();
       const s = sessionOn(Buffer.from(request.slot));
       const dataKey = Buffer.from(request.dataKey);
       const keys: PrewrappedEntry[] = [];
       for (let i = 0; i < request.count; i++) keys.push(makeOne(s, dataKey, request.keyBytes));
-      parentPort!.postMessage({ n: request.n, keys } satisfies PrewrapReply);
+      parentPort!.postMessage({ n: request.n, keys, ms: performance.now() - started } satisfies PrewrapReply);
     } catch (err) {
       // A lost session is opened afresh for the next batch.
       closeSession();

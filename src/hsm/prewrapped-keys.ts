@@ -32,8 +32,15 @@ import { prewrapThreadMain, type PrewrapReply, type PrewrapRequest, type Prewrap
 
 const PKCS11JS = createRequire(import.meta.url).resolve('pkcs11js');
 
-/** Keys per batch: one data key derivation and one message each way per this many Creates. */
+/** Most keys per batch: one data key derivation and one message each way per this many Creates. */
 export const PREWRAP_BATCH = 64;
+/** Keys in the first batch, before the HSM's speed is known. */
+export const PREWRAP_FIRST_BATCH = 8;
+/**
+ * How long a batch may take: a quarter of the time its keys may be handed out, so that a slow HSM
+ * (a 10 ms round trip makes a key in ~20 ms) gets smaller batches rather than keys stale on arrival.
+ */
+const BATCH_TIME_MS = V2_AES_FORMAT.maxAgeMs / 4;
 /** Another batch is asked for once fewer than this many keys of a size are ready. */
 const LOW_WATER = 32;
 /** After a failed batch, Creates make their own keys for this long before the thread is asked again. */
@@ -45,7 +52,7 @@ interface ReadyKey extends NewWrappedKey {
 }
 
 interface Waiting {
-  readonly resolve: (keys: readonly PrewrappedEntry[]) => void;
+  readonly resolve: (batch: { readonly keys: readonly PrewrappedEntry[]; readonly ms: number }) => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -64,6 +71,8 @@ export class PrewrappedKeys implements HsmConnection {
   private thread: Worker | undefined;
   private sent = 0;
   private retryAt = Number.NEGATIVE_INFINITY;
+  /** How long the thread took per key in its last batch; unknown before the first. */
+  private msPerKey: number | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -82,6 +91,12 @@ export class PrewrappedKeys implements HsmConnection {
   /** Keys ready to be handed out now, of each size (tests, metrics). */
   readyCount(bits: AesKeyLength): number {
     return this.fresh(bits).length;
+  }
+
+  /** Keys the next batch will ask for: as many as the thread makes in BATCH_TIME_MS, at the rate of its last batch. */
+  nextBatchSize(): number {
+    if (this.msPerKey === undefined) return PREWRAP_FIRST_BATCH;
+    return Math.max(1, Math.min(PREWRAP_BATCH, Math.floor(BATCH_TIME_MS / Math.max(this.msPerKey, 1e-3))));
   }
 
   ensureRootKey(): Promise<{ created: boolean }> {
@@ -181,9 +196,11 @@ export class PrewrappedKeys implements HsmConnection {
     let lent: LentDataKey | undefined;
     try {
       lent = await this.inner.lendDataKey(this.opts.activeRootKeyLabel());
-      const entries = await this.ask(lent.modulePath, { n: ++this.sent, slot: lent.slot, dataKey: lent.handle, count: PREWRAP_BATCH, keyBytes: bits / 8 });
+      const count = this.nextBatchSize();
+      const made = await this.ask(lent.modulePath, { n: ++this.sent, slot: lent.slot, dataKey: lent.handle, count, keyBytes: bits / 8 });
+      this.msPerKey = made.ms / count;
       const list = this.ready.get(bits) ?? [];
-      for (const [objectId, blob, digest] of entries) {
+      for (const [objectId, blob, digest] of made.keys) {
         const key: GeneratedKey = Object.freeze({ rootKeyLabel: lent.rootKeyLabel, mechanism: V2_AES_FORMAT.mechanism, blob: Buffer.from(blob), digest: Buffer.from(digest) });
         list.push({ objectId, key, derivedAt: lent.derivedAt });
       }
@@ -196,7 +213,7 @@ export class PrewrappedKeys implements HsmConnection {
     }
   }
 
-  private ask(modulePath: string, request: PrewrapRequest): Promise<readonly PrewrappedEntry[]> {
+  private ask(modulePath: string, request: PrewrapRequest): Promise<{ readonly keys: readonly PrewrappedEntry[]; readonly ms: number }> {
     const thread = this.started(modulePath);
     return new Promise((resolve, reject) => {
       this.waiting.set(request.n, { resolve, reject });
@@ -214,7 +231,7 @@ export class PrewrappedKeys implements HsmConnection {
       const [message, code] = reply.error;
       waiting.reject(new HsmError('MODULE_ERROR', `making keys ahead failed: ${message}`, code === undefined ? {} : { pkcs11Code: code }));
     } else {
-      waiting.resolve(reply.keys);
+      waiting.resolve(reply);
     }
   }
 

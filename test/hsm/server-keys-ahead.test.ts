@@ -1,8 +1,8 @@
 // `hsm.makeKeysAhead` end to end: a server (in this process, so it shares the slow shim's counters
 // and gate) makes Create's keys on its own thread. Once a batch is made, a Create is answered
-// without a slow HSM call, and the key it answered with opens on a Get (AES-GCM under its own
-// object id). With the setting off, every Create makes its own key and none is
-// made ahead.
+// while slow HSM calls are held (it makes none), and the key it answered with opens on a Get
+// (AES-GCM under its own object id). With the setting off, every Create makes its own key and
+// none is made ahead.
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Operation, ResultStatus, Tag } from '../../src/kmip/registry/generated.js';
 import { textString } from '../../src/ttlv/build.js';
 import { ItemType, type TtlvItem } from '../../src/ttlv/types.js';
-import { PREWRAP_BATCH } from '../../src/hsm/index.js';
+import { PREWRAP_FIRST_BATCH } from '../../src/hsm/index.js';
 import { startServer, type RunningServer } from '../../src/server/app.js';
 import { configPath } from '../../src/server/config.js';
 import { KmipTestClient } from '../helpers/kmip-client.js';
@@ -31,6 +31,9 @@ function digestValue(items: readonly TtlvItem[]): Buffer | undefined {
   }
   return undefined;
 }
+
+/** How long the shim holds a slow call at most while the gate file exists (fixtures/slow-pkcs11.c). */
+const GATE_MAX_MS = 5000;
 
 /** Slow calls per key made ahead: C_GenerateRandom and C_Encrypt. */
 const SLOW_CALLS_PER_KEY = 2;
@@ -78,17 +81,20 @@ describe('kmipd serve with hsm.makeKeysAhead on a slow HSM', () => {
     try {
       const first = await client.call(V12, [createItem(V12, 256)]); // none ready: made on the spot; a batch is asked for
       expect(first.items[0]!.status).toBe(ResultStatus.Success);
-      const batchDone = SLOW_CALLS_PER_KEY + SLOW_CALLS_PER_KEY * PREWRAP_BATCH;
+      const batchDone = SLOW_CALLS_PER_KEY + SLOW_CALLS_PER_KEY * PREWRAP_FIRST_BATCH;
       await until('the batch to be made', () => (stats()?.calls ?? 0) >= batchDone && stats()!.inFlight === 0, { detail: () => JSON.stringify(stats()) });
       await new Promise((r) => setTimeout(r, 200)); // its reply reaches the event loop (keys stay fresh for 1 s)
 
-      // From here on a slow call would wait inside the module, holding the event loop (hsm.sessions 1).
-      const callsBefore = stats()!.calls;
+      // From here on a slow call waits inside the module until the gate goes, or GATE_MAX_MS: one
+      // made by the Create would hold the event loop (hsm.sessions 1) that long. The thread's next
+      // batch (asked for as the ready keys run low) waits there too, on its own session.
       writeFileSync(gateFile, '');
+      const asked = performance.now();
       const created = await client.call(V12, [createItem(V12, 256)]);
+      expect(performance.now() - asked, 'the Create waited for a slow HSM call').toBeLessThan(GATE_MAX_MS / 2);
+      expect(existsSync(gateFile)).toBe(true);
       expect(created.items[0]!.status).toBe(ResultStatus.Success);
       const id = created.items[0]!.payload.requiredText(Tag.UniqueIdentifier);
-      expect(stats()!.calls).toBe(callsBefore); // the Create made no slow call
       rmSync(gateFile);
 
       const answer = await client.call(V12, [getItem(id)]);
