@@ -65,7 +65,7 @@ export function checkTargets(r: Omit<BenchResults, 'targets' | 'finishedAt'>): T
       target: 'Create (durable) >= 10,000 ops/s with 16 connections',
       measured:
         `${fmt(c.opsPerSec)} ops/s with ${c.connections} connections, p99 ${ms(c.latency.p99Ms)}` +
-        // Where the rate is bound by latency rather than the server, the concurrency suite says how far it goes.
+        // The rate grows with clients creating at once (they share commits): the concurrency suite says how far.
         (r.concurrency?.points
           .filter((p) => p.workload === 'create' && p.connections !== c.connections)
           .map((p) => `; ${fmt(p.figures.opsPerSec)} with ${p.connections}`)

@@ -1,9 +1,9 @@
 // The same workloads against one kmipd at several connection counts. Each connection has --depth
 // requests in flight (1: a client that waits for each answer, as vCenter and ESXi do), so at a
-// given count the ops/s are the connections divided by the latency. A durable Create waits for a
-// group commit and its fsync: at 16 connections that wait, not the server's CPU, bounds the rate
-// (bench/RESULTS.md, thirteenth round). This suite shows where the server's capacity lies. One
-// server serves every count; Creates add to its store as they go.
+// given count the ops/s are the connections divided by the latency. More Creates at once share a
+// group commit, so each costs the server less CPU and the rate grows with the count (bench/RESULTS.md,
+// thirteenth and fourteenth rounds). This suite shows how far it goes. One server serves every
+// count; Creates add to its store as they go.
 import { freshKmipdData, type BenchContext } from '../context.js';
 import { measureLoad, medianOf, type LoadFigures, type LoadSettings } from '../measure.js';
 import { seedKeys } from '../seed.js';
