@@ -51,7 +51,8 @@
  * attribute values (CKA_VALUE on C_CreateObject / C_GetAttributeValue) through native heap memory
  * that it frees without zeroing.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { newUniqueIdentifier } from '../kmip/unique-identifier.js';
 import { endianness } from 'node:os';
 import { inspect } from 'node:util';
 import type { AesCBC, AesGCM, Mechanism, Template } from 'pkcs11js';
@@ -443,7 +444,7 @@ export interface HsmConnection {
   ensureRootKey(): Promise<{ created: boolean }>;
   hasRootKey(label?: string): Promise<boolean>;
   generateWrappedKey(objectId: string, bits: AesKeyLength, opts?: WrapOptions): Promise<GeneratedKey>;
-  /** A key for a new object whose id the HSM side picks (a random UUID), under the active root key. */
+  /** A key for a new object whose id the HSM side picks (newUniqueIdentifier), under the active root key. */
   newWrappedKey(bits: AesKeyLength): Promise<NewWrappedKey>;
   /** A fresh data key of root key `label` for a batch made elsewhere (format v2). */
   lendDataKey(label: string): Promise<LentDataKey>;
@@ -597,7 +598,7 @@ export class Hsm implements HsmConnection {
   }
 
   async newWrappedKey(bits: AesKeyLength): Promise<NewWrappedKey> {
-    const objectId = randomUUID();
+    const objectId = newUniqueIdentifier();
     return { objectId, key: await this.generateWrappedKey(objectId, bits) };
   }
 

@@ -23,12 +23,15 @@ export interface PrewrapThreadData {
   readonly tagBytes: number;
 }
 
-/** A batch to make: `count` keys of `keyBytes` bytes, encrypted under `dataKey` on a session of `slot`. */
+/**
+ * A batch to make: one key of `keyBytes` bytes for each of `ids` (the main side picks them with
+ * newUniqueIdentifier, which this thread cannot import), encrypted under `dataKey` on a session of `slot`.
+ */
 export interface PrewrapRequest {
   readonly n: number;
   readonly slot: Uint8Array;
   readonly dataKey: Uint8Array;
-  readonly count: number;
+  readonly ids: readonly string[];
   readonly keyBytes: number;
 }
 
@@ -45,7 +48,7 @@ export type PrewrapThreadMessage = PrewrapRequest | null;
 
 export function prewrapThreadMain(require: NodeRequire): void {
   const { parentPort, workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
-  const { createHash, randomUUID } = require('node:crypto') as typeof import('node:crypto');
+  const { createHash } = require('node:crypto') as typeof import('node:crypto');
   const data = workerData as PrewrapThreadData;
   const pkcs11js = require(data.pkcs11js) as typeof import('pkcs11js');
   const p11 = new pkcs11js.PKCS11();
@@ -72,8 +75,7 @@ export function prewrapThreadMain(require: NodeRequire): void {
     return session.handle;
   }
 
-  function makeOne(s: Buffer, dataKey: Buffer, keyBytes: number): PrewrappedEntry {
-    const objectId = randomUUID();
+  function makeOne(s: Buffer, dataKey: Buffer, keyBytes: number, objectId: string): PrewrappedEntry {
     const drawn = Buffer.alloc(keyBytes + data.ivBytes); // not the shared pool: zeroed below
     try {
       p11.C_GenerateRandom(s, drawn);
@@ -103,7 +105,7 @@ export function prewrapThreadMain(require: NodeRequire): void {
       const s = sessionOn(Buffer.from(request.slot));
       const dataKey = Buffer.from(request.dataKey);
       const keys: PrewrappedEntry[] = [];
-      for (let i = 0; i < request.count; i++) keys.push(makeOne(s, dataKey, request.keyBytes));
+      for (const id of request.ids) keys.push(makeOne(s, dataKey, request.keyBytes, id));
       parentPort!.postMessage({ n: request.n, keys, ms: performance.now() - started } satisfies PrewrapReply);
     } catch (err) {
       // A lost session is opened afresh for the next batch.

@@ -18,6 +18,7 @@ import { createRequire } from 'node:module';
 import { inspect } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { HsmError } from './errors.js';
+import { newUniqueIdentifier } from '../kmip/unique-identifier.js';
 import {
   V2_AES_FORMAT,
   type AesKeyLength,
@@ -196,9 +197,9 @@ export class PrewrappedKeys implements HsmConnection {
     let lent: LentDataKey | undefined;
     try {
       lent = await this.inner.lendDataKey(this.opts.activeRootKeyLabel());
-      const count = this.nextBatchSize();
-      const made = await this.ask(lent.modulePath, { n: ++this.sent, slot: lent.slot, dataKey: lent.handle, count, keyBytes: bits / 8 });
-      this.msPerKey = made.ms / count;
+      const ids = Array.from({ length: this.nextBatchSize() }, newUniqueIdentifier);
+      const made = await this.ask(lent.modulePath, { n: ++this.sent, slot: lent.slot, dataKey: lent.handle, ids, keyBytes: bits / 8 });
+      this.msPerKey = made.ms / ids.length;
       const list = this.ready.get(bits) ?? [];
       for (const [objectId, blob, digest] of made.keys) {
         const key: GeneratedKey = Object.freeze({ rootKeyLabel: lent.rootKeyLabel, mechanism: V2_AES_FORMAT.mechanism, blob: Buffer.from(blob), digest: Buffer.from(digest) });

@@ -11,7 +11,7 @@ import type { ClientRole } from '../store/client-registry.js';
 export interface KeyProtector {
   /** Generates in the HSM; `digest` is the SHA-256 of the key value, also computed in the HSM. */
   generateWrappedKey(objectId: string, bits: 128 | 192 | 256): Promise<WrappedKeyRecord & { readonly digest: Uint8Array }>;
-  /** A key for a new object, and the object's id (a random UUID): Create's, which may have been made ahead. */
+  /** A key for a new object, and the object's id (newUniqueIdentifier): Create's, which may have been made ahead. */
   newWrappedKey(bits: 128 | 192 | 256): Promise<{ readonly objectId: string; readonly key: WrappedKeyRecord & { readonly digest: Uint8Array } }>;
   wrapPlaintextKey(objectId: string, key: Uint8Array): Promise<WrappedKeyRecord>;
   /** Wraps any secret bytes (a whole registered object) for one id; `unwrapKey` gives them back. */

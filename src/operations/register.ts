@@ -1,8 +1,9 @@
 // Register (1.x §4.3 / 2.x §6.1.40) of a client-supplied AES key: the HSM wraps it at once and the
 // plaintext copy is zeroed; only the wrapped form is stored.
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { enumeration, integer, textString } from '../ttlv/build.js';
 import { ObjectType, ResultReason, Tag } from '../kmip/registry/generated.js';
+import { newUniqueIdentifier } from '../kmip/unique-identifier.js';
 import { KmipError } from '../kmip/errors.js';
 import type { Attribute } from '../kmip/attributes.js';
 import type { OperationHandler } from './context.js';
@@ -22,7 +23,7 @@ const registerObject: OperationHandler = async (ctx, payload) => {
   const given = new Set(attrs.map((a) => a.name));
   attrs.push(...object.derived.filter((a) => !given.has(a.name)));
   await assertNamesUnique(ctx, attrs);
-  const id = randomUUID();
+  const id = newUniqueIdentifier();
   ctx.objectId = id;
   const encoded = encodeTtlv(object.body);
   let wrapped;
@@ -54,7 +55,7 @@ export const register: OperationHandler = async (ctx, payload) => {
     throw new KmipError(ResultReason.InvalidField, `Key Material is ${key.material.length * 8} bits but Cryptographic Length says ${bits}`);
   }
   await assertNamesUnique(ctx, attrs);
-  const id = randomUUID();
+  const id = newUniqueIdentifier();
   ctx.objectId = id;
   const digest = createHash('sha256').update(key.material).digest();
   const wrapped = await ctx.keys.wrapPlaintextKey(id, key.material);

@@ -2,12 +2,12 @@
 // existing key's attributes (its Names move to it), the request's template on top, and the two are
 // linked: existing → Replacement Object → new, new → Replaced Object → existing. With an Offset the
 // new key's dates are Initial Date + Offset (and the existing key's spacing between dates kept).
-import { randomUUID } from 'node:crypto';
 import { enumeration, structure, textString } from '../ttlv/build.js';
 import { ItemType } from '../ttlv/types.js';
 import { KeyFormatType, LinkType, ObjectType, ResultReason, State, Tag } from '../kmip/registry/generated.js';
 import { KmipError } from '../kmip/errors.js';
 import { isV2 } from '../kmip/version.js';
+import { newUniqueIdentifier } from '../kmip/unique-identifier.js';
 import type { Attribute } from '../kmip/attributes.js';
 import type { OperationHandler } from './context.js';
 import { dateAttribute, isDestroyed, loadObject, nowSeconds, stateName, targetId, wrongState } from './common.js';
@@ -56,7 +56,7 @@ export const rekey: OperationHandler = async (ctx, payload) => {
   const attrs: Attribute[] = [...merged.filter((a) => a.name !== 'Name'), ...template.filter((a) => a.name !== 'Name'), ...names];
   const bits = aesParameters(attrs);
 
-  const newId = randomUUID();
+  const newId = newUniqueIdentifier();
   ctx.objectId = newId;
   const wrapped = await ctx.keys.generateWrappedKey(newId, bits);
   const { state, attrs: serverAttrs } = serverAttributes({ id: newId, clientAttrs: attrs, keyFormat: KeyFormatType.Raw, digest: wrapped.digest });

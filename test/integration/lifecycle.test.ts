@@ -144,6 +144,21 @@ describe.each([
     expect(r.items.map((i) => i.status)).toEqual([ResultStatus.OperationFailed, ResultStatus.Success]);
   });
 
+  it('names new objects with version 7 UUIDs that sort in the order they were made, stamped with their Initial Date', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push(await newKey());
+    const r = await kmip.call(v, [simple(Operation.ReKey, ids[3])]);
+    ids.push(ok(r.items[0]).payload.requiredText(Tag.UniqueIdentifier));
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect([...ids].sort()).toEqual(ids);
+    // The first 48 bits are the millisecond it was picked: at most a second (keys made ahead) before its Initial Date.
+    const ms = Number.parseInt(ids[0]!.replace(/-/g, '').slice(0, 12), 16);
+    const [initial] = values(await attrs(ids[0]!, ['Initial Date']), 'Initial Date') as bigint[];
+    expect(Number(initial) - Math.floor(ms / 1000)).toBeGreaterThanOrEqual(0);
+    expect(Number(initial) - Math.floor(ms / 1000)).toBeLessThanOrEqual(1);
+  });
+
   it('re-keys: a new key with new material, linked both ways, Name moved', async () => {
     const name = unique('rekey');
     const now = Math.floor(Date.now() / 1000);
