@@ -1,16 +1,16 @@
 // Fills a kmipd data folder with many keys quickly, for the "scale with stored keys" figures.
 // Every key is real: its material is generated in the folder's HSM token and wrapped for its own
-// object id (Hsm.generateWrappedKey), and its row is written by SqliteStore.insert with the
+// object id, picked as the server picks one (Hsm.generateWrappedKey), and its row is written by SqliteStore.insert with the
 // attributes of a template key that the server itself created over KMIP (Create with a Name);
 // only the Name (and the Digest, when the server records one) differ. What is skipped is the KMIP/TLS round trip per key. Run it as its own
 // process (SoftHSM reads its configuration once per process), with the server stopped:
 //   vite-node bench/bulk-load.ts -- --data DIR --template ID --count N --sample K --out keys.json
-import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { byteString, ItemType, textString, type TtlvItem } from '../src/ttlv/index.js';
 import { Tag } from '../src/kmip/registry/generated.js';
 import { Hsm } from '../src/hsm/index.js';
+import { newUniqueIdentifier } from '../src/kmip/unique-identifier.js';
 import { SqliteStore } from '../src/store/sqlite-store.js';
 import { loadConfig, readPin, resolveIn } from '../src/server/config.js';
 import type { Attribute } from '../src/kmip/attributes.js';
@@ -115,7 +115,7 @@ async function main(): Promise<void> {
     while (next < count) {
       const i = next++;
       const name = keyName(tag, i);
-      const id = randomUUID();
+      const id = newUniqueIdentifier(); // as the server names keys, so the store's indexes look like a real one's
       const wrapped = await hsm.generateWrappedKey(id, bits);
       // Whatever else the server keeps per object (e.g. its owner) is the template's.
       await store.insert({ ...sameForEveryKey, id, wrapped, attributes: attributesFor(template.attributes, name, wrapped) });

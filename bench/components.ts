@@ -4,13 +4,14 @@
 // splits a Get or a Create into its parts. Run as its own process (SoftHSM reads its
 // configuration once per process), on a data folder whose server is stopped:
 //   vite-node bench/components.ts -- --data DIR --template ID --out FILE
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { byteString, dateTime, decodeTtlv, encodeTtlv, enumeration, integer, structure, textString } from '../src/ttlv/index.js';
 import { CryptographicAlgorithm, KeyFormatType, NameType, ObjectType, Operation, ResultStatus, Tag } from '../src/kmip/registry/generated.js';
 import { Hsm } from '../src/hsm/index.js';
+import { newUniqueIdentifier } from '../src/kmip/unique-identifier.js';
 import { SqliteStore } from '../src/store/sqlite-store.js';
 import { loadConfig, readPin, resolveIn } from '../src/server/config.js';
 import { getRequest } from './requests.js';
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
   const keys: { id: string; wrapped: NonNullable<typeof template.wrapped> }[] = [];
   out.push(
     await measure('HSM generateWrappedKey (Create)', 1000, async () => {
-      const id = randomUUID();
+      const id = newUniqueIdentifier();
       keys.push({ id, wrapped: await hsm.generateWrappedKey(id, 256) });
     }),
   );
