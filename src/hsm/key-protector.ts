@@ -52,7 +52,6 @@
  * that it frees without zeroing.
  */
 import { createHash } from 'node:crypto';
-import { newUniqueIdentifier } from '../kmip/unique-identifier.js';
 import { endianness } from 'node:os';
 import { inspect } from 'node:util';
 import type { AesCBC, AesGCM, Mechanism, Template } from 'pkcs11js';
@@ -69,6 +68,7 @@ import {
   type ModuleEntry,
   type PKCS11,
 } from './pkcs11-module.js';
+import { newUniqueIdentifier } from '../kmip/unique-identifier.js';
 import { SerialQueue } from './queue.js';
 
 export type AesKeyLength = 128 | 192 | 256;
