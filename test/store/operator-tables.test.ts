@@ -159,6 +159,21 @@ function contract(kind: BackendKind): void {
       );
     });
 
+    it('names the new active version as soon as a rotation begins, through this connection or another', async () => {
+      const rk = s.backend.rootKeys;
+      await rk.ensureInitialized('crk-v1');
+      expect(await rk.activeLabel()).toBe('crk-v1');
+      await rk.beginRotation('crk-v2');
+      expect(await rk.activeLabel()).toBe('crk-v2');
+      // Another node (or the CLI) finishes this rotation and begins the next.
+      const other = await s.reopen();
+      expect(await other.rootKeys.activeLabel()).toBe('crk-v2');
+      expect(await other.rootKeys.tryRetire('crk-v1')).toBe(true);
+      await other.rootKeys.beginRotation('crk-v3');
+      expect(await rk.activeLabel()).toBe('crk-v3');
+      expect(await other.rootKeys.activeLabel()).toBe('crk-v3');
+    });
+
     it('initialises once when several nodes start on an empty store together', async () => {
       const others = await Promise.all([s.reopen(), s.reopen(), s.reopen()]);
       await Promise.all([s.backend, ...others].map((b, i) => b.rootKeys.ensureInitialized(`crk-node${i}`)));
