@@ -606,7 +606,7 @@ export class Hsm implements HsmConnection {
     this.assertOpen();
     return this.queue.run(() =>
       this.withSession('lendDataKey', (s) => {
-        const handle = this.deriveFromRoot(s, this.rootKey(s, label), DATA_KEY_DATA, [C.CKA_ENCRYPT, C.CKA_DECRYPT], 'a data key');
+        const handle = this.deriveDataKey(s, label);
         const release = (): Promise<void> =>
           this.queue.run(() => {
             // A lost session took its session objects with it.
@@ -1066,10 +1066,17 @@ export class Hsm implements HsmConnection {
       this.dataKeys.delete(label);
       this.destroyQuietly(s, cached.handle);
     }
-    const crk = this.rootKey(s, label);
-    const dk = this.deriveFromRoot(s, crk, DATA_KEY_DATA, [C.CKA_ENCRYPT, C.CKA_DECRYPT], 'the data key');
+    const dk = this.deriveDataKey(s, label);
     this.dataKeys.set(label, { handle: dk, derivedAt: now });
     return dk;
+  }
+
+  /**
+   * A new session object holding root key `label`'s v2 data key: the one derivation both the event
+   * loop's cached data key and a lent one (lendDataKey) use, so blobs made under either open here.
+   */
+  private deriveDataKey(s: Handle, label: string): Handle {
+    return this.deriveFromRoot(s, this.rootKey(s, label), DATA_KEY_DATA, [C.CKA_ENCRYPT, C.CKA_DECRYPT], 'the data key');
   }
 
   /** n bytes from the HSM's RNG, in a buffer of our own (not the shared pool) that the caller zeroes. */
