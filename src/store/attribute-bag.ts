@@ -104,7 +104,6 @@ export function encodeAttributeBag(attrs: readonly Attribute[]): Buffer {
 
 /** The names that go into bags, encoded once (a Create encodes 14 of them). */
 const NAME_BYTES = new Map(UNINDEXED_ATTRIBUTE_NAMES.map((n) => [n, Buffer.from(n, 'utf8')]));
-const NAME_STRINGS = new Map(UNINDEXED_ATTRIBUTE_NAMES.map((n) => [n, n]));
 
 function inKeyOrder(attrs: readonly Attribute[]): boolean {
   for (let i = 1; i < attrs.length; i++) if (byNameAndIndex(attrs[i - 1]!, attrs[i]!) > 0) return false;
@@ -118,9 +117,7 @@ export function decodeAttributeBag(bag: Uint8Array): Attribute[] {
   for (const e of entries(bytes)) {
     const value = decodeTtlv(bytes.subarray(e.valueAt, e.valueEnd));
     if (value.tag !== Tag.AttributeValue) throw malformed('not an Attribute Value');
-    const name = bytes.toString('utf8', e.nameAt, e.nameAt + e.nameLength);
-    // The list's own string where there is one: an internalized string compares by identity.
-    out.push({ name: NAME_STRINGS.get(name) ?? name, index: e.index, value });
+    out.push({ name: bytes.toString('utf8', e.nameAt, e.nameAt + e.nameLength), index: e.index, value });
   }
   return out;
 }
