@@ -10,11 +10,11 @@
 // the rows it replaced): a format byte (1), then per attribute, in (name, index) order, the name's
 // UTF-8 length (1 byte) and bytes, the index (4 bytes, big-endian), and the encoded Attribute Value
 // item, exactly as a row's value column holds it (TTLV: its header gives its length).
-import { decodeTtlv, encodeTtlv, structure } from '../ttlv/index.js';
+import { decodeTtlv, encodeTtlv } from '../ttlv/index.js';
 import { Tag } from '../kmip/registry/generated.js';
 import type { Attribute } from '../kmip/attributes.js';
 import Database from 'better-sqlite3';
-import { isValueIndexed, UNINDEXED_ATTRIBUTE_NAMES } from './value-index.js';
+import { isValueIndexed } from './value-index.js';
 
 /** (name, index) order, as the attributes table's primary key sorts them (names are ASCII). */
 export function byNameAndIndex(a: Attribute, b: Attribute): number {
@@ -68,46 +68,30 @@ const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.fro
  * attribute row, so the store refuses it whichever way it keeps the attribute.
  */
 export function encodeAttributeBag(attrs: readonly Attribute[]): Buffer {
-  const sorted = inKeyOrder(attrs) ? attrs : [...attrs].sort(byNameAndIndex);
-  const names: Buffer[] = [];
+  const sorted = [...attrs].sort(byNameAndIndex);
+  const parts: [name: Buffer, index: number, value: Buffer][] = [];
   let total = 1;
   for (let i = 0; i < sorted.length; i++) {
     const a = sorted[i]!;
     if (i > 0 && byNameAndIndex(sorted[i - 1]!, a) === 0) {
       throw new Database.SqliteError('UNIQUE constraint failed: attributes.object_seq, attributes.name, attributes.idx', 'SQLITE_CONSTRAINT_PRIMARYKEY');
     }
-    const name = NAME_BYTES.get(a.name) ?? Buffer.from(a.name, 'utf8');
+    const name = Buffer.from(a.name, 'utf8');
     if (name.length > 255) throw new Error(`attribute name of ${name.length} bytes in an attribute bag`);
-    names.push(name);
-    total += 1 + name.length + 4;
+    const value = encodeTtlv(a.value);
+    parts.push([name, a.index, value]);
+    total += 1 + name.length + 4 + value.length;
   }
-  // All values in one encoding (one pass and one buffer, not one per value): the children of a
-  // structure, each found after the one before by its own header.
-  const values = encodeTtlv(structure(Tag.TemplateAttribute, sorted.map((a) => a.value)));
-  total += values.length - HEADER;
-  // Every byte is written below.
-  const out = Buffer.allocUnsafe(total);
+  const out = Buffer.alloc(total);
   out[0] = FORMAT;
   let at = 1;
-  let valueAt = HEADER;
-  for (let i = 0; i < sorted.length; i++) {
-    const name = names[i]!;
+  for (const [name, index, value] of parts) {
     out[at] = name.length;
     at += 1 + name.copy(out, at + 1);
-    at = out.writeUInt32BE(sorted[i]!.index, at);
-    const valueEnd = valueAt + HEADER + padded(values.readUInt32BE(valueAt + 4));
-    at += values.copy(out, at, valueAt, valueEnd);
-    valueAt = valueEnd;
+    at = out.writeUInt32BE(index, at);
+    at += value.copy(out, at);
   }
   return out;
-}
-
-/** The names that go into bags, encoded once (a Create encodes 14 of them). */
-const NAME_BYTES = new Map(UNINDEXED_ATTRIBUTE_NAMES.map((n) => [n, Buffer.from(n, 'utf8')]));
-
-function inKeyOrder(attrs: readonly Attribute[]): boolean {
-  for (let i = 1; i < attrs.length; i++) if (byNameAndIndex(attrs[i - 1]!, attrs[i]!) > 0) return false;
-  return true;
 }
 
 /** The bag's attributes, in (name, index) order. Throws on anything encodeAttributeBag would not write. */
