@@ -13,21 +13,16 @@ import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { encodeTtlv } from '../ttlv/index.js';
 import type { NewObject } from './types.js';
-import type { Attribute } from '../kmip/attributes.js';
 import { attributeInsertSql, ROWS_PER_INSERT } from './sqlite-attribute-rows.js';
-import { encodeAttributeBag, splitForStorage } from './attribute-bag.js';
 import { insertThreadMain, type InsertBatch, type InsertReply, type InsertThreadData, type InsertThreadMessage } from './sqlite-insert-thread.js';
 
-const INSERT_OBJECT_SQL = `INSERT INTO objects (id, tenant, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at, unindexed_attributes)
-   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const INSERT_OBJECT_SQL = `INSERT INTO objects (id, tenant, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
 
 const BETTER_SQLITE3 = createRequire(import.meta.url).resolve('better-sqlite3');
 
 interface Pending {
   readonly obj: NewObject;
-  /** The object's attributes as stored: rows, and the rest in one bag (attribute-bag.ts). */
-  readonly rows: readonly Attribute[];
-  readonly bag: Buffer;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
@@ -38,22 +33,21 @@ function storeError(message: string, code: string | undefined): Error {
 }
 
 /**
- * The batch as the thread reads it (InsertBatch): names and numbers in one array, the wrapped keys,
- * attribute bags (attribute-bag.ts) and encoded attribute values in one buffer of its own,
- * transferred rather than copied. Wrapped keys only: key material never reaches the store in
- * plaintext.
+ * The batch as the thread reads it (InsertBatch): names and numbers in one array, the wrapped keys
+ * and encoded attribute values in one buffer of its own, transferred rather than copied. Wrapped
+ * keys only: key material never reaches the store in plaintext.
  */
 function pack(n: number, batch: readonly Pending[], synchronous: number): InsertBatch {
   const createdAt = Math.floor(Date.now() / 1000);
   const meta: (string | number)[] = [];
   const parts: Uint8Array[] = [];
   let total = 0;
-  for (const { obj, rows, bag } of batch) {
+  for (const { obj } of batch) {
     const { blob } = obj.wrapped;
-    meta.push(obj.id, obj.tenant, obj.objectType, obj.state, obj.wrapped.rootKeyLabel, obj.wrapped.mechanism, blob.length, createdAt, bag.length, rows.length);
-    parts.push(blob, bag);
-    total += blob.length + bag.length;
-    for (const a of rows) {
+    meta.push(obj.id, obj.tenant, obj.objectType, obj.state, obj.wrapped.rootKeyLabel, obj.wrapped.mechanism, blob.length, createdAt, obj.attributes.length);
+    parts.push(blob);
+    total += blob.length;
+    for (const a of obj.attributes) {
       const value = encodeTtlv(a.value);
       meta.push(a.name, a.index, value.length);
       parts.push(value);
@@ -89,16 +83,8 @@ export class SqliteInsertWriter {
   /** Resolves once `obj` is committed and on disk; rejects (nothing stored) as SQLite would have. */
   insert(obj: NewObject): Promise<void> {
     if (this.closing) return Promise.reject(new Error('the store is closed'));
-    let stored: { rows: Attribute[]; bag: Buffer };
-    try {
-      // Here, not in pack: a repeated attribute refuses this object, not its whole batch.
-      const { rows, bagged } = splitForStorage(obj.attributes);
-      stored = { rows, bag: encodeAttributeBag(bagged) };
-    } catch (err) {
-      return Promise.reject(err);
-    }
     return new Promise((resolve, reject) => {
-      this.queued.push({ obj, ...stored, resolve, reject });
+      this.queued.push({ obj, resolve, reject });
       if (this.inFlight || this.sendScheduled) return; // goes with the next batch
       this.sendScheduled = true;
       // What arrives in the same turn of the event loop shares the batch.

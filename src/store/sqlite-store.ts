@@ -15,7 +15,6 @@ import { UntilChanged } from './sqlite-change-watch.js';
 import { SqliteAttributeRows } from './sqlite-attribute-rows.js';
 import { LockWait, LOCK_WAIT_MS } from './sqlite-lock-wait.js';
 import { SqliteInsertWriter } from './sqlite-insert-writer.js';
-import { attributeBagMatches, byNameAndIndex, decodeAttributeBag, encodeAttributeBag, replaceInBag, splitForStorage } from './attribute-bag.js';
 import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
 
 interface ObjectRow {
@@ -27,8 +26,6 @@ interface ObjectRow {
   root_key_label: string | null;
   wrap_mechanism: string | null;
   wrapped_key: Buffer | null;
-  /** NULL: every attribute is a row (objects stored before migration 8); see attribute-bag.ts. */
-  unindexed_attributes: Buffer | null;
 }
 /** objectWithAttributes: the object's columns, then its attributes (see attributesFrom). */
 type ObjectWithAttributesRow = [
@@ -43,8 +40,6 @@ type ObjectWithAttributesRow = [
   values: Buffer | null,
   /** 1 if an operator hold stops the key being served. */
   held: 0 | 1,
-  /** objects.unindexed_attributes (attribute-bag.ts). */
-  bag: Buffer | null,
 ];
 /** name, index, and byte length of the encoded value. */
 type AttributeEntry = [name: string, index: number, length: number];
@@ -64,31 +59,14 @@ function attributesFrom(entries: readonly AttributeEntry[], values: Uint8Array):
 }
 
 /**
- * Attribute rows and bagged attributes (attribute-bag.ts), each in (name, index) order, merged in
- * that order. A bagged object has no row of a bagged name, so no two compare equal.
- */
-function mergeInKeyOrder(rows: readonly Attribute[], bagged: readonly Attribute[]): Attribute[] {
-  if (bagged.length === 0) return rows as Attribute[];
-  const out: Attribute[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < rows.length && j < bagged.length) out.push(byNameAndIndex(rows[i]!, bagged[j]!) < 0 ? rows[i++]! : bagged[j++]!);
-  while (i < rows.length) out.push(rows[i++]!);
-  while (j < bagged.length) out.push(bagged[j++]!);
-  return out;
-}
-
-/**
- * An object with its attribute rows as one JSON list and one BLOB of values (`order` orders both
- * aggregates), whether an operator holds it, and its attribute bag: one read for everything a Get
- * checks.
+ * An object with its attributes as one JSON list and one BLOB of values (`order` orders both
+ * aggregates), and whether an operator holds it: one read for everything a Get checks.
  */
 export function objectWithAttributesSql(order: string): string {
   return `SELECT o.id, o.tenant, o.object_type, o.state, o.root_key_label, o.wrap_mechanism, o.wrapped_key,
             (SELECT json_group_array(json_array(a.name, a.idx, length(a.value))${order}) FROM attributes a WHERE a.object_seq = o.seq),
             (SELECT unhex(group_concat(hex(a.value), ''${order})) FROM attributes a WHERE a.object_seq = o.seq),
-            EXISTS (SELECT 1 FROM key_holds h WHERE h.object_id = o.id),
-            o.unindexed_attributes
+            EXISTS (SELECT 1 FROM key_holds h WHERE h.object_id = o.id)
           FROM objects o WHERE o.id = ?`;
 }
 
@@ -137,16 +115,8 @@ export function openSqliteDatabase(path: string): Database.Database {
   db.pragma('foreign_keys = ON');
   db.pragma('secure_delete = ON');
   db.pragma(`busy_timeout = ${LOCK_WAIT_MS}`);
-  defineAttributeBagMatches(db);
   migrate(db);
   return db;
-}
-
-/** Locate's conditions on the attributes kept in objects.unindexed_attributes (locateCondition) call this. */
-export function defineAttributeBagMatches(db: Database.Database): void {
-  db.function('attribute_bag_matches', { deterministic: true }, (bag, name, low, high) =>
-    attributeBagMatches(bag as Buffer | null, name as string, low as Buffer, high as Buffer | null) ? 1 : 0,
-  );
 }
 
 export function migrate(db: Database.Database): number {
@@ -201,8 +171,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
       eraseKey: db.prepare('UPDATE objects SET wrapped_key = NULL, wrap_mechanism = NULL WHERE seq = ?'),
       removeObject: db.prepare('DELETE FROM objects WHERE id = ?'),
       deleteAllAttributes: db.prepare('DELETE FROM attributes WHERE object_seq = ?'),
-      restoreObject: db.prepare('UPDATE objects SET state = ?, root_key_label = ?, wrap_mechanism = ?, wrapped_key = ?, unindexed_attributes = ? WHERE seq = ?'),
-      setBag: db.prepare('UPDATE objects SET unindexed_attributes = ? WHERE seq = ?'),
+      restoreObject: db.prepare('UPDATE objects SET state = ?, root_key_label = ?, wrap_mechanism = ?, wrapped_key = ? WHERE seq = ?'),
     };
   }
 
@@ -273,14 +242,14 @@ export class SqliteStore implements KeyStore, StoreHealth {
       if (!row) return undefined;
       entries = JSON.parse(row[7]) as AttributeEntry[];
     }
-    const [objectId, tenant, objectType, state, rootKeyLabel, mechanism, wrappedKey, , values, held, bag] = row;
+    const [objectId, tenant, objectType, state, rootKeyLabel, mechanism, wrappedKey, , values, held] = row;
     return {
       id: objectId,
       tenant,
       objectType,
       state,
       wrapped: wrappedKeyOf({ root_key_label: rootKeyLabel, wrap_mechanism: mechanism, wrapped_key: wrappedKey }),
-      attributes: mergeInKeyOrder(attributesFrom(entries, values ?? EMPTY), bag === null ? [] : decodeAttributeBag(bag)),
+      attributes: attributesFrom(entries, values ?? EMPTY),
       heldByOperator: held === 1,
     };
   }
@@ -294,17 +263,9 @@ export class SqliteStore implements KeyStore, StoreHealth {
       // Always, unchanged state or not: the objects row's update is what moves change_epoch for
       // an attribute added to an existing object (an INSERT into attributes alone does not).
       this.stmts.setState.run(change.state ?? row.state, row.seq);
-      const bagged = new Map<string, readonly Attribute[]>();
       for (const [name, attrs] of change.replace ?? []) {
-        if (row.unindexed_attributes !== null && !isValueIndexed(name)) {
-          bagged.set(name, attrs);
-          continue;
-        }
         this.stmts.deleteAttributes.run(row.seq, name);
         this.attributeRows.insert(row.seq, attrs);
-      }
-      if (bagged.size > 0) {
-        this.stmts.setBag.run(encodeAttributeBag(replaceInBag(decodeAttributeBag(row.unindexed_attributes!), bagged)), row.seq);
       }
       if (change.eraseKey) {
         this.stmts.zeroKey.run(row.seq);
@@ -336,10 +297,9 @@ export class SqliteStore implements KeyStore, StoreHealth {
       const row = this.stmts.objectById.get(obj.id) as ObjectRow | undefined;
       if (!row) return;
       const w = obj.wrapped;
-      const { rows, bagged } = splitForStorage(obj.attributes);
-      this.stmts.restoreObject.run(obj.state, w?.rootKeyLabel ?? null, w?.mechanism ?? null, w ? Buffer.from(w.blob) : null, encodeAttributeBag(bagged), row.seq);
+      this.stmts.restoreObject.run(obj.state, w?.rootKeyLabel ?? null, w?.mechanism ?? null, w ? Buffer.from(w.blob) : null, row.seq);
       this.stmts.deleteAllAttributes.run(row.seq);
-      this.attributeRows.insert(row.seq, rows);
+      this.attributeRows.insert(row.seq, obj.attributes);
     }).immediate()));
   }
 
@@ -436,17 +396,13 @@ export function locateCondition(q: LocateQuery): { cond: string; params: unknown
   }
   for (const m of q.matches) {
     if (m === driver) continue;
-    // Encoded values of one non-negative numeric type sort like the numbers (big-endian).
-    const test = m.upTo === undefined ? 'a.value = ?' : 'a.value BETWEEN ? AND ?';
-    const values = m.upTo === undefined ? [encodeTtlv(m.value)] : [encodeTtlv(m.value), encodeTtlv(m.upTo)];
-    const rows = `EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND ${test})`;
-    if (isValueIndexed(m.name)) {
-      where.push(rows);
-      params.push(m.name, ...values);
+    if (m.upTo === undefined) {
+      where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value = ?)');
+      params.push(m.name, encodeTtlv(m.value));
     } else {
-      // A row for objects stored before migration 8, the bag for the others (attribute-bag.ts).
-      where.push(`(${rows} OR attribute_bag_matches(o.unindexed_attributes, ?, ?, ?))`);
-      params.push(m.name, ...values, m.name, values[0], values[1] ?? null);
+      // Encoded values of one non-negative numeric type sort like the numbers (big-endian).
+      where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value BETWEEN ? AND ?)');
+      params.push(m.name, encodeTtlv(m.value), encodeTtlv(m.upTo));
     }
   }
   return { cond: where.length ? `WHERE ${where.join(' AND ')}` : '', params };
