@@ -1,10 +1,10 @@
 // Fills a kmipd data folder with many keys quickly, for the "scale with stored keys" figures.
 // Every key is real: its material is generated in the folder's HSM token and wrapped for its own
-// object id, picked as the server picks one (Hsm.generateWrappedKey), and its row is written by
-// SqliteStore.insert with the attributes of a template key that the server itself created over
-// KMIP (Create with a Name);
-// only the Name (and the Digest, when the server records one) differ. What is skipped is the KMIP/TLS round trip per key. Run it as its own
-// process (SoftHSM reads its configuration once per process), with the server stopped:
+// object id (Hsm.generateWrappedKey), an id picked as the server picks one (newUniqueIdentifier),
+// and its row is written by SqliteStore.insert with the attributes of a template key that the
+// server itself created over KMIP (Create with a Name); only the Name (and the Digest, when the
+// server records one) differ. What is skipped is the KMIP/TLS round trip per key. Run it as its
+// own process (SoftHSM reads its configuration once per process), with the server stopped:
 //   vite-node bench/bulk-load.ts -- --data DIR --template ID --count N --sample K --out keys.json
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
