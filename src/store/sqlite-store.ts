@@ -102,6 +102,11 @@ const PROBE_BUSY_TIMEOUT_MS = 200;
 
 const DESTROYED_STATES = [State.Destroyed, State.DestroyedCompromised];
 
+/** PRAGMA synchronous as this store sets it: FULL to serve, OFF only for the bench's bulk loader. */
+const SYNCHRONOUS_OFF = 0;
+const SYNCHRONOUS_FULL = 2;
+type SynchronousLevel = typeof SYNCHRONOUS_OFF | typeof SYNCHRONOUS_FULL;
+
 /** The value index's condition as queries on `attributes` state it; built once, not per Locate. */
 const IN_VALUE_INDEX = sqliteValueIndexCondition('name');
 
@@ -145,6 +150,13 @@ export class SqliteStore implements KeyStore, StoreHealth {
   private readonly lockWait: LockWait;
   private readonly attributeRows: SqliteAttributeRows;
   private readonly inserts: SqliteInsertWriter;
+  /**
+   * PRAGMA synchronous of this connection, which the insert thread's commits follow. Kept here
+   * rather than read back: better-sqlite3's pragma() prepares a statement at every call, and that
+   * read, once per batch of Creates, cost ~9 µs of server CPU per Create (bench/RESULTS.md,
+   * seventeenth round). A prepared PRAGMA statement would not do: SQLite evaluates it while preparing.
+   */
+  private synchronous: SynchronousLevel = SYNCHRONOUS_FULL;
 
   constructor(path: string) {
     this.db = openSqliteDatabase(path);
@@ -154,7 +166,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
     this.attributeRows = new SqliteAttributeRows(this.db);
     // Its commits are another connection's to this one; they only add objects, which leaves
     // this connection's caches as they are (change_epoch, sqlite-change-watch.ts).
-    this.inserts = new SqliteInsertWriter(path, LOCK_WAIT_MS, () => this.db.pragma('synchronous', { simple: true }) as number);
+    this.inserts = new SqliteInsertWriter(path, LOCK_WAIT_MS, () => this.synchronous);
     const db = this.db;
     this.stmts = {
       deleteAttributes: db.prepare('DELETE FROM attributes WHERE object_seq = ? AND name = ?'),
@@ -181,21 +193,28 @@ export class SqliteStore implements KeyStore, StoreHealth {
   }
 
   /**
+   * Commits stop waiting for the disk (synchronous=OFF, here and on the insert thread), so a crash
+   * may lose them: for the bench's bulk loader, never for serving.
+   */
+  relaxDurabilityForBulkLoad(): void {
+    this.db.exec('PRAGMA synchronous = OFF');
+    this.synchronous = SYNCHRONOUS_OFF;
+  }
+
+  /**
    * Runs `commit` (one or more transactions) with synchronous=NORMAL, so that committing does not
    * wait for the disk; `sync()` resolves once what it wrote is on disk, from a WAL sync off the
    * event loop (see sqlite-wal-sync.ts). Everything else on this connection keeps
-   * synchronous=FULL. A connection set below FULL on purpose (the bench's bulk loader) is left
-   * as it is, and not synced.
+   * synchronous=FULL. A store relaxed for bulk loading is left as it is, and not synced.
    */
   private commitWithoutWaiting<T>(commit: () => T): { result: T; sync: () => Promise<void> } {
-    const full = this.db.pragma('synchronous', { simple: true }) === 2;
-    if (!full) return { result: commit(), sync: () => Promise.resolve() };
-    this.db.pragma('synchronous = NORMAL');
+    if (this.synchronous !== SYNCHRONOUS_FULL) return { result: commit(), sync: () => Promise.resolve() };
+    this.db.exec('PRAGMA synchronous = NORMAL');
     let result: T;
     try {
       result = commit();
     } finally {
-      this.db.pragma('synchronous = FULL');
+      this.db.exec('PRAGMA synchronous = FULL');
     }
     return { result, sync: () => this.walSync.durable() };
   }

@@ -107,4 +107,30 @@ describe('SqliteStore inserts', () => {
     expect(store.db.pragma('synchronous', { simple: true })).toBe(2);
     await store.close();
   });
+
+  it('serve at synchronous=FULL through updates; a store relaxed for bulk loading stays OFF', async () => {
+    const dir = tempDir();
+    const newObject = (id: string) => ({
+      id,
+      tenant: 'default',
+      objectType: ObjectType.SymmetricKey,
+      state: State.PreActive,
+      wrapped: { rootKeyLabel: 'crk', mechanism: 'aes-gcm-v2', blob: new Uint8Array(60) },
+      attributes: [],
+    });
+    const serving = new SqliteStore(join(dir, 'serving.db'));
+    await serving.insert(newObject('a'));
+    // An update commits at NORMAL and syncs the WAL itself; the level it leaves is FULL.
+    expect(await serving.update('a', { state: State.Active })).toBe(true);
+    expect(serving.db.pragma('synchronous', { simple: true })).toBe(2);
+    await serving.close();
+
+    const loading = new SqliteStore(join(dir, 'loading.db'));
+    loading.relaxDurabilityForBulkLoad();
+    await loading.insert(newObject('b'));
+    expect(await loading.update('b', { state: State.Active })).toBe(true);
+    expect(loading.db.pragma('synchronous', { simple: true })).toBe(0);
+    expect((await loading.get('b'))?.state).toBe(State.Active);
+    await loading.close();
+  });
 });
