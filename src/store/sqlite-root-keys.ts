@@ -1,11 +1,20 @@
 // Root key versions in SQLite (see root-keys.ts).
 import type Database from 'better-sqlite3';
+import { UntilChanged } from './sqlite-change-watch.js';
 import { ALREADY_USED, nowSeconds, toVersions, type RootKeyRegistry, type RootKeyVersion, type VersionRow, type WrappedRow } from './root-keys.js';
 
 export class SqliteRootKeys implements RootKeyRegistry {
   private readonly stmts;
+  /**
+   * The active version's label until the database may have changed: every Create asks (to wrap
+   * under the current version), and root_keys' changes move change_epoch, so a rotation by any
+   * connection is seen at once while the insert thread's Creates leave it as it is. Saves a read
+   * transaction per Create on the event loop.
+   */
+  private readonly active: UntilChanged<'active', string | undefined>;
 
   constructor(private readonly db: Database.Database) {
+    this.active = new UntilChanged(db, 1, true);
     this.stmts = {
       versions: db.prepare('SELECT * FROM root_keys ORDER BY version'),
       active: db.prepare("SELECT label FROM root_keys WHERE state = 'active'"),
@@ -34,7 +43,7 @@ export class SqliteRootKeys implements RootKeyRegistry {
   }
 
   async activeLabel(): Promise<string | undefined> {
-    return (this.stmts.active.get() as { label: string } | undefined)?.label;
+    return this.active.get('active', () => (this.stmts.active.get() as { label: string } | undefined)?.label);
   }
 
   async versions(): Promise<RootKeyVersion[]> {
