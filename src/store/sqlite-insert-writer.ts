@@ -11,7 +11,8 @@ import Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { encodeTtlv } from '../ttlv/index.js';
+import { encodeTtlv, structure, type TtlvItem } from '../ttlv/index.js';
+import { Tag } from '../kmip/registry/generated.js';
 import type { NewObject } from './types.js';
 import { attributeInsertSql, ROWS_PER_INSERT } from './sqlite-attribute-rows.js';
 import { insertThreadMain, type InsertBatch, type InsertReply, type InsertThreadData, type InsertThreadMessage } from './sqlite-insert-thread.js';
@@ -39,30 +40,40 @@ function storeError(message: string, code: string | undefined): Error {
  */
 function pack(n: number, batch: readonly Pending[], synchronous: number): InsertBatch {
   const createdAt = Math.floor(Date.now() / 1000);
+  // Every attribute value of the batch in one encoding: the children of one structure, each found
+  // after the one before by its own header (a TTLV item encodes the same wherever it sits). One
+  // encoding per value cost twice the CPU: 6.1-6.5 against 3.3-3.6 µs for a Create's 17 values.
+  const items: TtlvItem[] = [];
+  // A loop, not flatMap: V8's flatMap builtin took more than the encoding itself (perf).
+  for (const { obj } of batch) for (const a of obj.attributes) items.push(a.value);
+  const values = encodeTtlv(structure(Tag.TemplateAttribute, items));
+  let total = values.length - TTLV_HEADER;
+  for (const { obj } of batch) total += obj.wrapped.blob.length;
+  // Not a Buffer: a small one may sit in Node's shared slab, which must not be transferred.
+  const bytes = new Uint8Array(total);
   const meta: (string | number)[] = [];
-  const parts: Uint8Array[] = [];
-  let total = 0;
+  let at = 0;
+  let valueAt = TTLV_HEADER;
   for (const { obj } of batch) {
     const { blob } = obj.wrapped;
     meta.push(obj.id, obj.tenant, obj.objectType, obj.state, obj.wrapped.rootKeyLabel, obj.wrapped.mechanism, blob.length, createdAt, obj.attributes.length);
-    parts.push(blob);
-    total += blob.length;
+    bytes.set(blob, at);
+    at += blob.length;
+    const first = valueAt;
     for (const a of obj.attributes) {
-      const value = encodeTtlv(a.value);
-      meta.push(a.name, a.index, value.length);
-      parts.push(value);
-      total += value.length;
+      const length = TTLV_HEADER + padded(values.readUInt32BE(valueAt + 4));
+      meta.push(a.name, a.index, length);
+      valueAt += length;
     }
-  }
-  // Not Buffer.concat: its result may sit in Node's shared slab, which must not be transferred.
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    bytes.set(p, at);
-    at += p.length;
+    bytes.set(values.subarray(first, valueAt), at);
+    at += valueAt - first;
   }
   return { n, synchronous, meta, bytes };
 }
+
+const TTLV_HEADER = 8;
+/** A TTLV value's length with its padding: structures' lengths are already multiples of 8. */
+const padded = (length: number): number => (length + 7) & ~7;
 
 export class SqliteInsertWriter {
   private thread: Worker | undefined;

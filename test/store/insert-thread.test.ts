@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { ObjectType, State, Tag } from '../../src/kmip/registry/generated.js';
-import { textString } from '../../src/ttlv/index.js';
+import { bigInteger, boolean, byteString, dateTime, enumeration, integer, interval, longInteger, structure, textString } from '../../src/ttlv/index.js';
 import type { NewObject } from '../../src/store/types.js';
 
 let dir: string;
@@ -52,6 +52,38 @@ it('has committed an object, wrapped key and attributes, by the time insert reso
   expect(readElsewhere('a')).toEqual({ blob: Buffer.alloc(60, 1), names: ['Name'] });
   expect(readElsewhere('b')).toEqual({ blob: Buffer.alloc(60, 2), names: ['Name'] });
   expect((await store.get('b'))!.attributes[0]!.value).toEqual(textString(Tag.AttributeValue, 'b'));
+});
+
+it('stores every value of a batch exactly, whatever its type and padding', async () => {
+  const T = Tag.AttributeValue;
+  // Lengths that need padding and ones that do not, nested structures, every primitive type.
+  const valuesFor = (i: number) => [
+    textString(T, 'x'.repeat(i)),
+    byteString(T, new Uint8Array(i * 3).fill(i)),
+    structure(T, [textString(Tag.NameValue, `n-${i}`), enumeration(Tag.NameType, 1), structure(Tag.Link, [integer(Tag.LinkType, i)])]),
+    integer(T, -i - 1),
+    longInteger(T, -(1n << BigInt(40 + i))),
+    bigInteger(T, (1n << BigInt(64 * i + 3)) + 5n),
+    enumeration(T, i),
+    boolean(T, i % 2 === 0),
+    dateTime(T, 1_764_900_000n + BigInt(i)),
+    interval(T, 60 * i),
+  ];
+  const objects = Array.from({ length: 9 }, (_, i): NewObject => ({
+    ...key(`typed-${i}`, i),
+    attributes: valuesFor(i).map((value, index) => ({ name: 'Custom', index, value })),
+  }));
+  await Promise.all(objects.map((o) => store.insert(o)));
+  const reopened = new SqliteStore(path);
+  try {
+    for (const [i, o] of objects.entries()) {
+      const got = (await reopened.get(o.id))!;
+      expect(Buffer.from(got.wrapped!.blob)).toEqual(Buffer.alloc(60, i));
+      expect(got.attributes.map((a) => [a.name, a.index, a.value])).toEqual(o.attributes.map((a) => [a.name, a.index, a.value]));
+    }
+  } finally {
+    await reopened.close();
+  }
 });
 
 it("refuses a repeated id with SQLite's own error, which the server classifies as for any commit", async () => {
