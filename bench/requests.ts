@@ -7,8 +7,11 @@ import { CryptographicAlgorithm, NameType, ObjectType, Operation, Tag } from '..
 
 export const BENCH_VERSION = { major: 1, minor: 2 } as const;
 
-/** Operations the generator can drive. `dv` is Discover Versions with an empty payload (vCenter's health check). */
-export const OP_KINDS = ['create', 'get', 'get-attributes', 'locate', 'dv'] as const;
+/**
+ * Operations the generator can drive. `dv` is Discover Versions with an empty payload (vCenter's
+ * health check). `locate-length` is a Locate that no index narrows (see locateByLengthRequest).
+ */
+export const OP_KINDS = ['create', 'get', 'get-attributes', 'locate', 'locate-length', 'dv'] as const;
 export type OpKind = (typeof OP_KINDS)[number];
 
 export function isOpKind(s: string): s is OpKind {
@@ -57,6 +60,14 @@ export const getAttributesRequest = (id: string): Buffer => message(Operation.Ge
 
 export const locateByNameRequest = (name: string): Buffer => message(Operation.Locate, [attribute('Name', nameValue(name))]);
 
+/**
+ * Locate of one AES-256 key by its Cryptographic Length alone: an attribute outside the value index
+ * that every bench key shares, so the server tests every key of the tenant to count the matches
+ * (the first found is returned). What a monitoring script asking "any 256-bit keys?" costs.
+ */
+export const locateByLengthRequest = (): Buffer =>
+  message(Operation.Locate, [integer(Tag.MaximumItems, 1), attribute('Cryptographic Length', integer(0, 256))]);
+
 export const discoverVersionsRequest = (): Buffer => message(Operation.DiscoverVersions, []);
 
 /** A stored key the workloads may address: its id and its Name. */
@@ -74,6 +85,7 @@ export function buildRequestTable(keys: readonly SeededKey[]): RequestTable {
     get: keys.map((k) => getRequest(k.id)),
     'get-attributes': keys.map((k) => getAttributesRequest(k.id)),
     locate: keys.map((k) => locateByNameRequest(k.name)),
+    'locate-length': [locateByLengthRequest()],
     dv: [discoverVersionsRequest()],
   };
 }

@@ -41,7 +41,8 @@ load:
   --repeat N               runs per figure; medians are reported (3)
   --max-ops N              cap on operations per run (2000000)
   --workloads LIST         ${DEFAULT_WORKLOADS.join(',')} (also: NAME=kind:weight+kind:weight,
-                           kinds: create, get, get-attributes, locate, dv)
+                           kinds: create, get, get-attributes, locate (by name),
+                           locate-length (no index narrows it), dv)
   --seed-keys N            keys created over KMIP for Get/Get Attributes/Locate (1000)
 
 PyKMIP's server (Debian python3-pykmip), same workloads in the same run:

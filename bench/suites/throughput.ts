@@ -61,7 +61,8 @@ async function runAgainst(
         const f = await measureLoad(server, w, keys, cfg.load);
         ctx.log(
           `${server.name} ${w.name} #${i + 1}: ${f.opsPerSec.toFixed(0)} ops/s, p50 ${f.latency.p50Ms} ms, p99 ${f.latency.p99Ms} ms, ` +
-            `p999 ${f.latency.p999Ms} ms, errors ${f.errorCount}, server ${f.serverCores.toFixed(2)} cores, generator ${f.generatorCores.toFixed(2)} cores`,
+            `p999 ${f.latency.p999Ms} ms, errors ${f.errorCount}, server ${f.serverCores.toFixed(2)} cores, generator ${f.generatorCores.toFixed(2)} cores` +
+            byOperationLine(f),
         );
         runs.push(f);
       }
@@ -108,4 +109,11 @@ export async function runThroughput(ctx: BenchContext, cfg: ThroughputConfig): P
     }
   }
   return { kmipd, pykmip, pykmipSkipped, ratios };
+}
+
+/** For a mix of operations, each one's own latency (the overall p99 hides whose it is). */
+function byOperationLine(f: LoadFigures): string {
+  const ops = Object.entries(f.byOperation);
+  if (ops.length < 2) return '';
+  return `; ${ops.map(([op, l]) => `${op} p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, p999 ${l.p999Ms} ms`).join('; ')}`;
 }
