@@ -81,23 +81,21 @@ describe('WalSync', () => {
 });
 
 describe('SqliteStore inserts', () => {
+  const newObject = (id: string) => ({
+    id,
+    tenant: 'default',
+    objectType: ObjectType.SymmetricKey,
+    state: State.PreActive,
+    wrapped: { rootKeyLabel: 'crk', mechanism: 'aes-gcm-v2', blob: new Uint8Array(60) },
+    attributes: [],
+  });
+
   it('are acknowledged after the commit and sync, and every acknowledged row is in the file', async () => {
     const dir = tempDir();
     const path = join(dir, 'kmipd.db');
     const store = new SqliteStore(path);
     const ids = Array.from({ length: 50 }, (_, i) => `obj-${i}`);
-    await Promise.all(
-      ids.map((id) =>
-        store.insert({
-          id,
-          tenant: 'default',
-          objectType: ObjectType.SymmetricKey,
-          state: State.PreActive,
-          wrapped: { rootKeyLabel: 'crk', mechanism: 'aes-gcm-v2', blob: new Uint8Array(60) },
-          attributes: [],
-        }),
-      ),
-    );
+    await Promise.all(ids.map((id) => store.insert(newObject(id))));
     expect(statSync(`${path}-wal`).size).toBeGreaterThan(0);
     // Another connection (as after a crash and restart) sees every acknowledged row.
     const other = new Database(path, { readonly: true });
@@ -110,14 +108,6 @@ describe('SqliteStore inserts', () => {
 
   it('serve at synchronous=FULL through updates; a store relaxed for bulk loading stays OFF', async () => {
     const dir = tempDir();
-    const newObject = (id: string) => ({
-      id,
-      tenant: 'default',
-      objectType: ObjectType.SymmetricKey,
-      state: State.PreActive,
-      wrapped: { rootKeyLabel: 'crk', mechanism: 'aes-gcm-v2', blob: new Uint8Array(60) },
-      attributes: [],
-    });
     const serving = new SqliteStore(join(dir, 'serving.db'));
     await serving.insert(newObject('a'));
     // An update commits at NORMAL and syncs the WAL itself; the level it leaves is FULL.
