@@ -161,7 +161,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
   /**
    * PRAGMA synchronous of this connection, which the insert thread's commits follow. Kept here
    * rather than read back: better-sqlite3's pragma() prepares a statement at every call, and that
-   * read, once per batch of Creates, cost ~9 µs of server CPU per Create (bench/RESULTS.md,
+   * read, once per batch of Creates, was 2.1 % of the main thread under Create (bench/RESULTS.md,
    * seventeenth round). A prepared PRAGMA statement would not do: SQLite evaluates it while preparing.
    */
   private synchronous: SynchronousLevel = SYNCHRONOUS_FULL;
@@ -435,8 +435,10 @@ export class SqliteStore implements KeyStore, StoreHealth {
   }
 }
 
-/** Locate's WHERE clause over `objects o`, and its parameters (the count and the page share it). */
-/** `indexed`: an exact match on an indexed attribute narrows the objects read (see `driver`). */
+/**
+ * Locate's WHERE clause over `objects o`, and its parameters (the count and the page share it).
+ * `indexed`: an exact match on an indexed attribute narrows the objects read (see `driver`).
+ */
 export function locateCondition(q: LocateQuery): { cond: string; params: unknown[]; indexed: boolean } {
   const where: string[] = [];
   const params: unknown[] = [];
