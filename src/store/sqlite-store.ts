@@ -88,12 +88,22 @@ function inKeyOrder(entries: readonly AttributeEntry[]): boolean {
 const MAX_LOCATE_SHAPES = 64;
 
 /**
- * Objects (sequence numbers) per step of a Locate that no index narrows (locateInSteps): ~0.6 ms
- * each. At 100,000 keys, with one such Locate per 3,700 Get Attributes at 16 connections: 2,048
- * raised the others' p99 more (6.4 against 4.3-4.8 ms), 512 quadrupled the Locate's own time
- * (bench/RESULTS.md, seventeenth round).
+ * How long one step of a Locate that no index narrows may hold the event loop (locateInSteps).
+ * Each step covers as many objects as the step before managed in that time: ~0.6 µs each when their
+ * pages are in SQLite's cache (100,000 keys), ~5 µs when they come from the file (a million). At
+ * 100,000 keys, steps of 2,048 objects raised the other clients' p99 by 2 ms, steps of 512
+ * quadrupled the Locate's own time (bench/RESULTS.md, seventeenth round).
  */
-const LOCATE_STEP_SEQS = 1024;
+const LOCATE_STEP_MS = 1;
+const FIRST_LOCATE_STEP = 1024;
+const MIN_LOCATE_STEP = 64;
+const MAX_LOCATE_STEP = 65_536;
+
+/** Objects (sequence numbers) the next step covers, from how long this one took. */
+export function nextLocateStep(step: number, tookMs: number): number {
+  const fitting = Math.round((step * LOCATE_STEP_MS) / Math.max(tookMs, 0.001));
+  return Math.max(MIN_LOCATE_STEP, Math.min(MAX_LOCATE_STEP, step * 4, fitting));
+}
 
 /** Objects kept by SqliteStore.get (a few KiB each). */
 const MAX_RECENT_OBJECTS = 8192;
@@ -166,10 +176,13 @@ export class SqliteStore implements KeyStore, StoreHealth {
    */
   private synchronous: SynchronousLevel = SYNCHRONOUS_FULL;
 
-  /** `locateStepSeqs`: see locateInSteps; smaller only in tests, to make many steps of few objects. */
+  /**
+   * `fixedLocateStep`: objects per step of a Locate that no index narrows, instead of steps sized
+   * by their time (locateInSteps); only for tests, to make many steps of few objects.
+   */
   constructor(
     path: string,
-    private readonly locateStepSeqs = LOCATE_STEP_SEQS,
+    private readonly fixedLocateStep?: number,
   ) {
     this.db = openSqliteDatabase(path);
     this.walSync = new WalSync(`${path}-wal`);
@@ -337,7 +350,13 @@ export class SqliteStore implements KeyStore, StoreHealth {
 
   async locate(q: LocateQuery): Promise<LocateResult> {
     const { cond, params, indexed } = locateCondition(q);
-    if (!indexed) return this.locateInSteps(q, cond, params);
+    if (!indexed) {
+      // One at a time: stepped Locates taking turns would each put a step into every turn of the
+      // event loop (at a million keys, sweeping clients then slowed every Get to ~11 ms at p50).
+      const run = this.broadLocates.then(() => this.locateInSteps(q, cond, params));
+      this.broadLocates = run.catch(() => undefined);
+      return run;
+    }
     const total = this.locateStatement(`SELECT count(*) FROM objects o ${cond}`).pluck().get(...params) as number;
     const limit = q.maxItems === undefined ? -1 : q.maxItems;
     // `? + 0`, not a bare `?`: SQLite's planner reads the value bound to a bare LIMIT or OFFSET
@@ -351,37 +370,41 @@ export class SqliteStore implements KeyStore, StoreHealth {
   }
 
   /**
-   * A Locate that no index narrows tests every object of the tenant (~0.6 µs each): at a million
-   * keys, over half a second with the event loop, every other client, held. So it goes through the
-   * objects in steps of `locateStepSeqs` sequence numbers, newest first, and lets the event loop
-   * serve others between steps. Objects created meanwhile are above the first step and not seen, as
-   * if created after the Locate; each step counts and reads its own part, as the two statements of
-   * a Locate in one go each read theirs.
+   * A Locate that no index narrows tests every object of the tenant (0.6-5 µs each): at a million
+   * keys, seconds with the event loop, every other client, held. So it goes through the objects in
+   * steps of about LOCATE_STEP_MS, newest first, and lets the event loop serve others between
+   * steps. Objects created meanwhile are above the first step and not seen, as if created after the
+   * Locate; each step counts and reads its own part, as the two statements of a Locate in one go
+   * each read theirs.
    */
   private async locateInSteps(q: LocateQuery, cond: string, params: readonly unknown[]): Promise<LocateResult> {
     const inRange = `${cond === '' ? 'WHERE' : `${cond} AND`} o.seq BETWEEN ? AND ?`;
     const count = this.locateStatement(`SELECT count(*) FROM objects o ${inRange}`).pluck();
     const select = this.locateStatement(`SELECT o.id FROM objects o ${inRange} ORDER BY o.seq DESC LIMIT (? + 0) OFFSET (? + 0)`).pluck();
-    const top = (this.stmts.lastSeq.get() as number | null) ?? 0;
     const ids: string[] = [];
     let total = 0;
     let skip = q.offset;
     let room = q.maxItems ?? Infinity;
-    for (let high = top; high >= 1; high -= this.locateStepSeqs) {
-      if (high !== top) await new Promise((resolve) => setImmediate(resolve));
-      const low = Math.max(1, high - this.locateStepSeqs + 1);
+    let step = this.fixedLocateStep ?? FIRST_LOCATE_STEP;
+    for (let high = (this.stmts.lastSeq.get() as number | null) ?? 0; high >= 1; ) {
+      const started = performance.now();
+      const low = Math.max(1, high - step + 1);
       const here = count.get(...params, low, high) as number;
       total += here;
       if (here <= skip) {
         skip -= here;
-        continue;
+      } else {
+        if (room > 0) {
+          const found = select.all(...params, low, high, room === Infinity ? -1 : room, skip) as string[];
+          for (const id of found) ids.push(id); // not push(...found): up to MAX_LOCATE_STEP arguments
+          room -= found.length;
+        }
+        skip = 0;
       }
-      if (room > 0) {
-        const found = select.all(...params, low, high, room === Infinity ? -1 : room, skip) as string[];
-        ids.push(...found);
-        room -= found.length;
-      }
-      skip = 0;
+      high = low - 1;
+      if (high < 1) break;
+      if (this.fixedLocateStep === undefined) step = nextLocateStep(step, performance.now() - started);
+      await new Promise((resolve) => setImmediate(resolve));
     }
     return { ids, total };
   }
@@ -401,6 +424,8 @@ export class SqliteStore implements KeyStore, StoreHealth {
   }
 
   private readonly locateStatements = new Map<string, Database.Statement>();
+  /** The latest Locate that no index narrows, queued or running (see locate). */
+  private broadLocates: Promise<unknown> = Promise.resolve();
 
   async probeWritable(): Promise<void> {
     // Taking the write lock is the write: it fails if another process holds it, or if the

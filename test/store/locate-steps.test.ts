@@ -1,11 +1,12 @@
-// A Locate that no index narrows goes through the objects in steps and lets the event loop serve
-// others between them (SqliteStore.locateInSteps). Whatever the step, it finds what one pass finds:
-// the same ids, newest first, the same total, with Offset Items and Maximum Items across steps.
+// A Locate that no index narrows goes through the objects in steps of about a millisecond and lets
+// the event loop serve others between them (SqliteStore.locateInSteps). Whatever the step, it finds
+// what one pass finds: the same ids, newest first, the same total, with Offset Items and Maximum
+// Items across steps.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { nextLocateStep, SqliteStore } from '../../src/store/sqlite-store.js';
 import { enumeration, integer, structure, textString } from '../../src/ttlv/index.js';
 import { ObjectType, State, Tag } from '../../src/kmip/registry/generated.js';
 import type { Attribute } from '../../src/kmip/attributes.js';
@@ -109,4 +110,13 @@ it('serves a Get while a Locate that no index narrows is between steps', async (
   } finally {
     await store.close();
   }
+});
+
+it('sizes each step to take about a millisecond, growing at most fourfold, within bounds', () => {
+  expect(nextLocateStep(1024, 5)).toBe(205); // objects read from the file: ~5 µs each
+  expect(nextLocateStep(1024, 0.5)).toBe(2048);
+  expect(nextLocateStep(1024, 0.01)).toBe(4096); // fast, but no more than fourfold at once
+  expect(nextLocateStep(64, 50)).toBe(64); // never fewer than 64 objects a step
+  expect(nextLocateStep(60_000, 0.5)).toBe(65_536);
+  expect(nextLocateStep(1024, 0)).toBe(4096);
 });
