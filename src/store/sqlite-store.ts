@@ -89,10 +89,10 @@ const MAX_LOCATE_SHAPES = 64;
 
 /**
  * How long one step of a Locate that no index narrows may hold the event loop (locateInSteps).
- * Each step covers as many objects as the step before managed in that time: ~0.6 µs each when their
- * pages are in SQLite's cache (100,000 keys), ~5 µs when they come from the file (a million). At
- * 100,000 keys, steps of 2,048 objects raised the other clients' p99 by 2 ms, steps of 512
- * quadrupled the Locate's own time (bench/RESULTS.md, seventeenth round).
+ * Each step covers as many objects as the step before managed in that time (~0.6 µs each on the
+ * bench machine, more with longer conditions or a colder cache). At 100,000 keys, fixed steps of
+ * 2,048 objects raised the other clients' p99 by 2 ms and steps of 512 quadrupled the Locate's own
+ * time (bench/RESULTS.md, seventeenth round).
  */
 const LOCATE_STEP_MS = 1;
 const FIRST_LOCATE_STEP = 1024;
@@ -370,8 +370,8 @@ export class SqliteStore implements KeyStore, StoreHealth {
   }
 
   /**
-   * A Locate that no index narrows tests every object of the tenant (0.6-5 µs each): at a million
-   * keys, seconds with the event loop, every other client, held. So it goes through the objects in
+   * A Locate that no index narrows tests every object of the tenant (~0.6 µs each): at a million
+   * keys, 0.7 s with the event loop, every other client, held. So it goes through the objects in
    * steps of about LOCATE_STEP_MS, newest first, and lets the event loop serve others between
    * steps. Objects created meanwhile are above the first step and not seen, as if created after the
    * Locate; each step counts and reads its own part, as the two statements of a Locate in one go
