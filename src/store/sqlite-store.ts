@@ -357,16 +357,25 @@ export class SqliteStore implements KeyStore, StoreHealth {
       this.broadLocates = run.catch(() => undefined);
       return run;
     }
-    const total = this.locateStatement(`SELECT count(*) FROM objects o ${cond}`).pluck().get(...params) as number;
-    const limit = q.maxItems === undefined ? -1 : q.maxItems;
-    // `? + 0`, not a bare `?`: SQLite's planner reads the value bound to a bare LIMIT or OFFSET
-    // parameter, and a statement whose plan read a binding is prepared again at its next run after
-    // any bind. That was every Locate: ~12 µs per run, more with a longer condition (bench/RESULTS.md,
-    // eighth round). An expression is evaluated at run time only.
-    const rows = this.locateStatement(`SELECT o.id FROM objects o ${cond} ORDER BY o.seq DESC LIMIT (? + 0) OFFSET (? + 0)`)
-      .pluck()
-      .all(...params, limit, q.offset) as string[];
+    const { count, page } = this.countAndPage(cond);
+    const total = count.get(...params) as number;
+    const rows = page.all(...params, q.maxItems === undefined ? -1 : q.maxItems, q.offset) as string[];
     return { ids: rows, total };
+  }
+
+  /**
+   * A Locate's two statements over `where` (a WHERE clause over `objects o`): the count of the
+   * matches, and one page of their ids, newest first (parameters: where's, then LIMIT and OFFSET).
+   */
+  private countAndPage(where: string): { count: Database.Statement; page: Database.Statement } {
+    return {
+      count: this.locateStatement(`SELECT count(*) FROM objects o ${where}`).pluck(),
+      // `? + 0`, not a bare `?`: SQLite's planner reads the value bound to a bare LIMIT or OFFSET
+      // parameter, and a statement whose plan read a binding is prepared again at its next run after
+      // any bind. That was every Locate: ~12 µs per run, more with a longer condition
+      // (bench/RESULTS.md, eighth round). An expression is evaluated at run time only.
+      page: this.locateStatement(`SELECT o.id FROM objects o ${where} ORDER BY o.seq DESC LIMIT (? + 0) OFFSET (? + 0)`).pluck(),
+    };
   }
 
   /**
@@ -378,9 +387,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
    * each read theirs.
    */
   private async locateInSteps(q: LocateQuery, cond: string, params: readonly unknown[]): Promise<LocateResult> {
-    const inRange = `${cond === '' ? 'WHERE' : `${cond} AND`} o.seq BETWEEN ? AND ?`;
-    const count = this.locateStatement(`SELECT count(*) FROM objects o ${inRange}`).pluck();
-    const select = this.locateStatement(`SELECT o.id FROM objects o ${inRange} ORDER BY o.seq DESC LIMIT (? + 0) OFFSET (? + 0)`).pluck();
+    const { count, page } = this.countAndPage(`${cond === '' ? 'WHERE' : `${cond} AND`} o.seq BETWEEN ? AND ?`);
     const ids: string[] = [];
     let total = 0;
     let skip = q.offset;
@@ -395,7 +402,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
         skip -= here;
       } else {
         if (room > 0) {
-          const found = select.all(...params, low, high, room === Infinity ? -1 : room, skip) as string[];
+          const found = page.all(...params, low, high, room === Infinity ? -1 : room, skip) as string[];
           for (const id of found) ids.push(id); // not push(...found): up to MAX_LOCATE_STEP arguments
           room -= found.length;
         }
