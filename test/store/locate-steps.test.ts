@@ -113,7 +113,7 @@ it('serves a Get while a Locate that no index narrows is between steps', async (
 });
 
 it('sizes each step to take about a millisecond, growing at most fourfold, within bounds', () => {
-  expect(nextLocateStep(1024, 5)).toBe(205); // objects read from the file: ~5 µs each
+  expect(nextLocateStep(1024, 5)).toBe(205); // a slow step (5 ms): the next covers a fifth
   expect(nextLocateStep(1024, 0.5)).toBe(2048);
   expect(nextLocateStep(1024, 0.01)).toBe(4096); // fast, but no more than fourfold at once
   expect(nextLocateStep(64, 50)).toBe(64); // never fewer than 64 objects a step
