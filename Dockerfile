@@ -15,7 +15,7 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends softhsm2 tini \
+ && apt-get install -y --no-install-recommends softhsm2 libjemalloc2 tini \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system kmipd \
  && useradd --system --gid kmipd --home-dir /var/lib/kmipd --shell /usr/sbin/nologin kmipd \

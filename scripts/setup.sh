@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what kmipd needs on a Debian machine with Node 20, only what is missing, then builds.
-#   scripts/setup.sh               runtime: softhsm2, npm dependencies, compiled CLI
+#   scripts/setup.sh               runtime: softhsm2, libjemalloc2 (bin/kmipd-serve's allocator),
+#                                  npm dependencies, compiled CLI
 #   scripts/setup.sh --test        also python3-pykmip, the independent client the tests drive, and
 #                                  postgresql (the cluster tests run their own server; the system
 #                                  service is not started)
@@ -12,6 +13,7 @@ want_test=0
 
 packages=()
 command -v softhsm2-util >/dev/null 2>&1 || packages+=(softhsm2)
+[ -e "/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2" ] || packages+=(libjemalloc2)
 command -v make >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 || packages+=(build-essential)
 if [ "$want_test" = 1 ] && ! /usr/bin/python3 -c 'import kmip' >/dev/null 2>&1; then
   packages+=(python3-pykmip)

@@ -32,4 +32,4 @@ More clients: npx kmipd client enroll NAME --data ${data} --out ./client
 Stop with Ctrl-C.
 
 MSG
-exec node bin/kmipd.js serve --data "$data" --listen "$listen"
+exec bin/kmipd-serve --data "$data" --listen "$listen"

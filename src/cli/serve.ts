@@ -8,6 +8,7 @@ import { failSafeDestination } from '../server/log-destination.js';
 import { errorLine } from './format.js';
 import { isServeProcess, receiveRole, reportToPrimary, ServeProcesses } from '../server/serve-processes.js';
 import type { Limits } from '../server/limits.js';
+import { memoryAllocator } from '../server/memory-allocator.js';
 
 export interface ServeOptions {
   data: string;
@@ -38,7 +39,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   const adminListen = o.adminListen ?? cfg.admin.listen;
   const primary = new ServeProcesses({ processes, log, admin: adminListen === undefined ? undefined : parseListen(adminListen) });
   const bound = await primary.start();
-  log.info({ host: bound.host, port: bound.port, processes }, 'kmipd listening');
+  log.info({ host: bound.host, port: bound.port, processes, allocator: memoryAllocator() }, 'kmipd listening');
   if (bound.admin) log.info({ host: bound.admin.host, port: bound.admin.port }, 'kmipd admin listening');
   onStopSignals(log, () => primary.stop().then((code) => process.exit(code)));
   process.on('SIGHUP', () => primary.reopenLogs());

@@ -22,6 +22,7 @@ import type { StoreHealth } from '../store/types.js';
 import { ServerMetrics, type KeyCounts } from './metrics.js';
 import { AdminServer, runReadinessChecks, type Readiness } from './admin-http.js';
 import type { Registry } from 'prom-client';
+import { memoryAllocator } from './memory-allocator.js';
 
 export const SERVER_VENDOR = 'kmipd';
 export const SERVER_VERSION: string = (
@@ -194,7 +195,7 @@ export async function startServer(
   }
   operator.attach(server, { cert: resolveIn(dataDir, cfg.tls.cert), key: resolveIn(dataDir, cfg.tls.key) }, arrived);
   // The primary says `kmipd listening` once every process is: clients wait for that line.
-  log.info({ host: address.address, port: address.port }, role ? 'serve process listening' : 'kmipd listening');
+  log.info({ host: address.address, port: address.port, allocator: memoryAllocator() }, role ? 'serve process listening' : 'kmipd listening');
   if (adminBound) log.info({ host: adminBound.address, port: adminBound.port }, 'kmipd admin listening');
   return {
     server,

@@ -8,6 +8,8 @@ import { promisify } from 'node:util';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const KMIPD = join(ROOT, 'bin/kmipd.js');
+/** How operators start the server (start.sh, the container, the systemd unit): jemalloc preloaded. */
+export const KMIPD_SERVE = join(ROOT, 'bin/kmipd-serve');
 const run = promisify(execFile);
 
 export async function kmipd(...args: string[]): Promise<{ stdout: string; stderr: string }> {
@@ -48,13 +50,14 @@ export interface ServerProcess {
 }
 
 /**
- * Start `kmipd serve` on an ephemeral loopback port and wait until it listens (and its admin
- * listener, if asked for). `wrapper` runs it through another command first (e.g. `unshare` for a
- * private tmpfs in the disk-full tests).
+ * Start `kmipd serve` on an ephemeral loopback port, through bin/kmipd-serve as operators do, and
+ * wait until it listens (and its admin listener, if asked for). `wrapper` runs it through another
+ * command first (e.g. `unshare` for a private tmpfs in the disk-full tests); `env` is added to the
+ * server's environment.
  */
-export async function startServe(data: string, extra: readonly string[] = [], wrapper: readonly string[] = []): Promise<ServerProcess> {
-  const [cmd, ...args] = [...wrapper, process.execPath, KMIPD, 'serve', '--data', data, '--listen', '127.0.0.1:0', ...extra];
-  const proc = spawn(cmd!, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startServe(data: string, extra: readonly string[] = [], wrapper: readonly string[] = [], env: Readonly<Record<string, string>> = {}): Promise<ServerProcess> {
+  const [cmd, ...args] = [...wrapper, '/bin/sh', KMIPD_SERVE, '--data', data, '--listen', '127.0.0.1:0', ...extra];
+  const proc = spawn(cmd!, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE: process.execPath, ...env } });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   const wantAdmin = extra.includes('--admin-listen');

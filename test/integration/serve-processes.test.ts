@@ -87,6 +87,12 @@ describe('serve with processes: 2', () => {
     expect(pids.every(alive)).toBe(true);
   });
 
+  it('runs every process on the jemalloc that bin/kmipd-serve preloaded (node:cluster passes the environment on)', () => {
+    for (const pid of [server.proc.pid!, ...servePids()]) expect(readFileSync(`/proc/${pid}/maps`, 'utf8')).toMatch(/\/libjemalloc\.so\.2$/m);
+    const listening = server.logs.filter((l) => /"(kmipd|serve process) listening"/.test(l)).map((l) => (JSON.parse(l) as { allocator?: string }).allocator);
+    expect(listening).toEqual(['jemalloc', 'jemalloc', 'jemalloc']);
+  });
+
   it('is one node in `kmipd cluster status`, under the primary\'s pid, with one heartbeat', async () => {
     const nodes = JSON.parse((await kmipd('cluster', 'status', '--data', dir.path, '--json')).stdout) as { nodes: { pid: number; state?: string }[] };
     expect(nodes.nodes).toHaveLength(1);
