@@ -154,6 +154,7 @@ export function markdownReport(r: BenchResults): string {
   out.push(`- disk (4 KiB write + fdatasync, one writer): ${disk(r.disk.start)} at start, ${disk(r.disk.end)} at end`);
   out.push(`- command: \`${r.command}\``);
   if (Number(r.settings['serverProcesses'] ?? 1) > 1) out.push(`- kmipd: ${String(r.settings['serverProcesses'])} serve processes behind one listener (\`processes\`)`);
+  out.push(`- kmipd: started by bin/kmipd-serve, allocator ${String(r.settings['malloc'] ?? 'system (before --malloc)')}`);
   if (typeof r.settings['keysAhead'] === 'boolean') out.push(`- kmipd: \`hsm.makeKeysAhead\` ${r.settings['keysAhead'] ? 'on' : 'off'}`);
   out.push(`- load generator: ${r.generator.workers} worker processes, ${r.generator.connections} connections, ${r.generator.depth} request(s) in flight per connection, on the same machine`);
   out.push('', '## Targets', '', '| target | measured | met |', '|---|---|---|');

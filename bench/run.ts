@@ -20,7 +20,7 @@ import { runConcurrency } from './suites/concurrency.js';
 import { runSlowHsm } from './suites/slow-hsm.js';
 import { runThroughput } from './suites/throughput.js';
 import { BENCH_DIR, closeWorkers, REPO_ROOT } from './worker-group.js';
-import { killAllServers } from './targets.js';
+import { killAllServers, measureWithAllocator, type Malloc } from './targets.js';
 import { DEFAULT_WORKLOADS, parseWorkload } from './workloads.js';
 
 const SUITES = ['throughput', 'concurrency', 'handshakes', 'idle', 'keyscale', 'components', 'profile', 'slowhsm'] as const;
@@ -70,6 +70,8 @@ other suites:
   --server-processes N     kmipd serve processes behind the one listener (kmipd.json processes; 1)
   --keys-ahead on|off      kmipd.json hsm.makeKeysAhead for every kmipd under test (kmipd's default,
                            on); the slowhsm suite sets it itself (--slow-hsm-keys-ahead)
+  --malloc jemalloc|system kmipd's allocator: jemalloc as bin/kmipd-serve starts it (default), or
+                           glibc's malloc (KMIPD_MALLOC=system)
   --label TEXT             what is measured (e.g. a commit); default: the checkout path
   --out DIR                results folder (bench/out/<time>)
   --keep                   keep the scratch data folders
@@ -108,6 +110,7 @@ async function main(): Promise<void> {
       'slow-hsm-sessions': { type: 'string' },
       'slow-hsm-keys-ahead': { type: 'string' },
       'keys-ahead': { type: 'string' },
+      malloc: { type: 'string' },
       'slow-hsm-workloads': { type: 'string' },
       'server-processes': { type: 'string' },
       label: { type: 'string' },
@@ -163,6 +166,9 @@ async function main(): Promise<void> {
   const maxMinutes = num('max-minutes', values['max-minutes'], 120);
   const serverProcesses = num('server-processes', values['server-processes'], 1);
   const keysAhead = values['keys-ahead'] === undefined ? undefined : onOff('keys-ahead', values['keys-ahead']);
+  const malloc = values.malloc ?? 'jemalloc';
+  if (malloc !== 'jemalloc' && malloc !== 'system') throw new Error(`--malloc is jemalloc or system, not ${malloc}`);
+  measureWithAllocator(malloc satisfies Malloc);
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const outDir = values.out ?? join(BENCH_DIR, 'out', stamp);
@@ -176,7 +182,7 @@ async function main(): Promise<void> {
     keysAhead,
     log: (msg) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`),
   };
-  const settings = { load, repeat, workloads: workloads.map((w) => w.name), seedKeys, pykmip, sizes, idle, handshakeMs, quick, serverProcesses, ...(keysAhead === undefined ? {} : { keysAhead }) };
+  const settings = { load, repeat, workloads: workloads.map((w) => w.name), seedKeys, pykmip, sizes, idle, handshakeMs, quick, serverProcesses, malloc, ...(keysAhead === undefined ? {} : { keysAhead }) };
   ctx.log(`bench: suites ${suites.join(', ')}; scratch ${workDir}; results ${outDir}`);
 
   // The whole run is bounded: past --max-minutes everything this process started is killed.

@@ -1,5 +1,6 @@
 // The servers under test, each started as its own process on a loopback port: kmipd from a
-// checkout (bin/kmipd.js, compiled), and PyKMIP's server (Debian's python3-pykmip) for comparison.
+// checkout (compiled, started by bin/kmipd-serve as operators start it), and PyKMIP's server
+// (Debian's python3-pykmip) for comparison.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -118,13 +119,32 @@ export interface KmipdOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
+export type Malloc = 'jemalloc' | 'system';
+
+/**
+ * The allocator kmipd is measured with (`--malloc`; bin/kmipd-serve's KMIPD_MALLOC). Set once by
+ * run.ts before any server starts; a server that reports another allocator stops the bench, so
+ * a result never claims one it was not measured with.
+ */
+let malloc: Malloc = 'jemalloc';
+export function measureWithAllocator(m: Malloc): void {
+  malloc = m;
+}
+
 export async function startKmipd(kmipdRoot: string, dataDir: string, client: ClientFiles, opts: KmipdOptions = {}): Promise<ServerUnderTest> {
   const nodeArgs = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), ...(opts.nodeArgs ?? [])];
-  const proc = spawn(
-    process.execPath,
-    [...nodeArgs, kmipdBin(kmipdRoot), 'serve', '--data', dataDir, '--listen', `${LOOPBACK}:0`, ...(opts.serveArgs ?? [])],
-    { cwd: kmipdRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
-  );
+  // kmipd-serve execs node, so proc.pid is the server's (its CPU and memory are read from /proc).
+  const proc = spawn('/bin/sh', [join(kmipdRoot, 'bin/kmipd-serve'), '--data', dataDir, '--listen', `${LOOPBACK}:0`, ...(opts.serveArgs ?? [])], {
+    cwd: kmipdRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      NODE: process.execPath,
+      KMIPD_MALLOC: malloc,
+      ...(nodeArgs.length > 0 ? { NODE_OPTIONS: [process.env['NODE_OPTIONS'], ...nodeArgs].filter(Boolean).join(' ') } : {}),
+      ...opts.env,
+    },
+  });
   track(proc, false);
   const logs: string[] = [];
   const port = await new Promise<number>((resolve, reject) => {
@@ -139,10 +159,14 @@ export async function startKmipd(kmipdRoot: string, dataDir: string, client: Cli
         buf = buf.slice(nl + 1);
         if (logs.length < 200) logs.push(line);
         try {
-          const rec = JSON.parse(line) as { msg?: string; port?: number };
+          const rec = JSON.parse(line) as { msg?: string; port?: number; allocator?: string };
           if (rec.msg === 'kmipd listening' && rec.port) {
             clearTimeout(timer);
-            resolve(rec.port);
+            if (rec.allocator === malloc) resolve(rec.port);
+            else {
+              proc.kill('SIGKILL');
+              reject(new Error(`kmipd serve runs on the ${rec.allocator} allocator, not ${malloc} (--malloc); jemalloc needs libjemalloc2 (scripts/setup.sh installs it)`));
+            }
           }
         } catch {
           // not JSON
