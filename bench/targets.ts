@@ -131,19 +131,25 @@ export function measureWithAllocator(m: Malloc): void {
   malloc = m;
 }
 
+/**
+ * The node binary, or a script in `dir` that runs it with `args` (--cpu-prof is refused in
+ * NODE_OPTIONS, and kmipd-serve takes the binary from NODE).
+ */
+function nodeWith(dir: string, args: readonly string[]): string {
+  if (args.length === 0) return process.execPath;
+  const script = join(dir, 'node-with-options.sh');
+  const quoted = [process.execPath, ...args].map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(' ');
+  writeFileSync(script, `#!/bin/sh\nexec ${quoted} "$@"\n`, { mode: 0o755 });
+  return script;
+}
+
 export async function startKmipd(kmipdRoot: string, dataDir: string, client: ClientFiles, opts: KmipdOptions = {}): Promise<ServerUnderTest> {
   const nodeArgs = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), ...(opts.nodeArgs ?? [])];
-  // kmipd-serve execs node, so proc.pid is the server's (its CPU and memory are read from /proc).
+  // kmipd-serve execs $NODE, so proc.pid is the server's (its CPU and memory are read from /proc).
   const proc = spawn('/bin/sh', [join(kmipdRoot, 'bin/kmipd-serve'), '--data', dataDir, '--listen', `${LOOPBACK}:0`, ...(opts.serveArgs ?? [])], {
     cwd: kmipdRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      NODE: process.execPath,
-      KMIPD_MALLOC: malloc,
-      ...(nodeArgs.length > 0 ? { NODE_OPTIONS: [process.env['NODE_OPTIONS'], ...nodeArgs].filter(Boolean).join(' ') } : {}),
-      ...opts.env,
-    },
+    env: { ...process.env, NODE: nodeWith(dataDir, nodeArgs), KMIPD_MALLOC: malloc, ...opts.env },
   });
   track(proc, false);
   const logs: string[] = [];

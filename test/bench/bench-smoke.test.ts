@@ -71,7 +71,8 @@ describe('benchmark harness (smoke run)', () => {
         join(ROOT, 'bench/run.ts'),
         '--',
         '--quick',
-        '--suites', 'throughput,concurrency,handshakes,idle,keyscale,components',
+        '--suites', 'throughput,concurrency,handshakes,idle,keyscale,components,profile',
+        '--profile-workloads', 'get',
         '--concurrency', '2,4',
         '--workloads', 'get,create,get-attributes,locate,vcenter',
         '--connections', '4',
@@ -184,11 +185,19 @@ describe('benchmark harness (smoke run)', () => {
     }
   });
 
+  it('profiles the server under --cpu-prof, through bin/kmipd-serve (node options in a wrapper, not NODE_OPTIONS)', () => {
+    const runs = results.profiles!;
+    expect(runs.map((r) => r.workload)).toEqual(['get']);
+    expect(runs[0]!.figures.errorCount).toBe(0);
+    expect(runs[0]!.profile.byFunction.length).toBeGreaterThan(0);
+  });
+
   it('writes a report with the targets', () => {
     expect(results.targets.length).toBeGreaterThanOrEqual(5);
     const md = readFileSync(join(out.path, 'report.md'), 'utf8');
     expect(md).toContain('## Targets');
     expect(md).toContain('## Throughput and latency');
+    expect(md).toContain('- kmipd: started by bin/kmipd-serve, allocator jemalloc');
     expect(existsSync(join(out.path, 'results.json'))).toBe(true);
   });
 });
@@ -206,7 +215,7 @@ describe('benchmark harness with --server-processes 2 (smoke run)', () => {
         VITE_NODE, join(ROOT, 'bench/run.ts'), '--', '--quick', '--no-pykmip',
         '--suites', 'throughput,idle', '--workloads', 'get,create', '--connections', '4',
         '--duration', '0.5', '--warmup', '0.1', '--repeat', '1', '--seed-keys', '20', '--idle', '40',
-        '--server-processes', '2', '--keys-ahead', 'off', '--max-minutes', '3', '--out', out.path, '--label', 'smoke-p2',
+        '--server-processes', '2', '--keys-ahead', 'off', '--malloc', 'system', '--max-minutes', '3', '--out', out.path, '--label', 'smoke-p2',
       ],
       { cwd: ROOT, maxBuffer: 16 << 20, timeout: 200_000 },
     );
@@ -220,6 +229,7 @@ describe('benchmark harness with --server-processes 2 (smoke run)', () => {
     const report = readFileSync(join(out.path, 'report.md'), 'utf8');
     expect(report).toContain('2 serve processes behind one listener');
     expect(report).toContain('`hsm.makeKeysAhead` off');
+    expect(report).toContain('- kmipd: started by bin/kmipd-serve, allocator system');
     const t = results.throughput!;
     for (const [name, f] of Object.entries(t.kmipd.workloads)) {
       expect(f.errorCount, `${name}: ${JSON.stringify(f.errors)}`).toBe(0);
