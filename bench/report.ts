@@ -167,7 +167,9 @@ export function markdownReport(r: BenchResults): string {
     if (t.pykmipSkipped) out.push('', `PyKMIP: ${t.pykmipSkipped}`);
     if (Object.keys(t.ratios).length) {
       out.push('', '| workload | kmipd ÷ PyKMIP ops/s | PyKMIP p99 ÷ kmipd p99 |', '|---|---:|---:|');
-      for (const [w, x] of Object.entries(t.ratios)) out.push(`| ${w} | ${fmt(x.throughput, 1)}x | ${fmt(x.p99, 1)}x |`);
+      // PyKMIP can answer nothing in a window (its Locate at 100,000 keys): no ratio, not 'n/ax'.
+      const times = (n: number) => (Number.isFinite(n) ? `${fmt(n, 1)}x` : 'n/a');
+      for (const [w, x] of Object.entries(t.ratios)) out.push(`| ${w} | ${times(x.throughput)} | ${times(x.p99)} |`);
     }
     out.push('', '| server | objects | store bytes | bytes per object | seeding |', '|---|---:|---:|---:|---:|');
     for (const s of [t.kmipd, t.pykmip]) {

@@ -10,7 +10,7 @@ import { ROOT, tempDir } from '../helpers/kmipd.js';
 import { Histogram } from '../../bench/histogram.js';
 import { checkAnswer } from '../../bench/response.js';
 import { getRequest } from '../../bench/requests.js';
-import type { BenchResults } from '../../bench/report.js';
+import { markdownReport, type BenchResults } from '../../bench/report.js';
 import { encodeTtlv, enumeration, integer, structure } from '../../src/ttlv/index.js';
 import { Operation, ResultReason, ResultStatus, Tag } from '../../src/kmip/registry/generated.js';
 
@@ -55,6 +55,29 @@ describe('answer check', () => {
     });
     // A request is not an answer.
     expect(checkAnswer(getRequest('x')).ok).toBe(false);
+  });
+});
+
+describe('report', () => {
+  it('gives no ratio where PyKMIP answered nothing, rather than "n/ax"', () => {
+    const store = { objects: 0, bytes: 0, bytesPerObject: 0 };
+    const server = (name: string) => ({ server: name, seeded: 0, seedSeconds: 0, workloads: {}, skipped: {}, store });
+    const md = markdownReport({
+      label: 'unit',
+      startedAt: '',
+      finishedAt: '',
+      command: '',
+      machine: { cpus: 2, model: 'test', memoryGiB: 1, node: 'v20', kernel: '6' },
+      loadAverage: { start: [0, 0, 0] },
+      disk: { start: { syncsPerSec: 1, p50Ms: 1, p99Ms: 1 } },
+      generator: { workers: 1, connections: 1, depth: 1 },
+      settings: { malloc: 'jemalloc' },
+      throughput: { kmipd: server('kmipd'), pykmip: server('PyKMIP'), pykmipSkipped: undefined, ratios: { locate: { throughput: Infinity, p99: 1932.9 }, get: { throughput: 41.2, p99: 23.6 } } },
+      targets: [],
+    } as unknown as BenchResults);
+    expect(md).toContain('| locate | n/a | 1,932.9x |');
+    expect(md).toContain('| get | 41.2x | 23.6x |');
+    expect(md).toContain('- kmipd: started by bin/kmipd-serve, allocator jemalloc');
   });
 });
 
