@@ -1,7 +1,8 @@
 // Which malloc this process runs on, as the startup log reports it. bin/kmipd-serve preloads
 // jemalloc (Debian's libjemalloc2) when it is installed: under glibc's malloc the serve process
 // spent ~10 % of its CPU in malloc/free (buffers freed on another thread than the one that made
-// them, fastbin consolidation), and Gets ran ~18 % slower (bench/RESULTS.md, eighteenth round).
+// them, fastbin consolidation); with jemalloc it answered 1.18-1.39x the Gets (bench/RESULTS.md,
+// eighteenth round).
 import { readFileSync } from 'node:fs';
 
 export type MemoryAllocator = 'jemalloc' | 'system';
