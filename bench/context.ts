@@ -4,13 +4,10 @@ import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFil
 import { isAbsolute, join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ClientFiles } from './connection.js';
-import { prepareKmipdData } from './targets.js';
+import { prepareKmipdData, type KmipdLaunch } from './targets.js';
 
-export interface BenchContext {
-  /** The checkout whose bin/kmipd.js is measured (the one this bench/ folder belongs to). */
-  readonly root: string;
-  /** Scratch folder for data folders, removed at the end unless --keep. */
-  readonly workDir: string;
+/** `root` is the checkout this bench/ folder belongs to; `workDir`, the scratch folder for data folders, is removed at the end unless --keep. */
+export interface BenchContext extends KmipdLaunch {
   /** Write V8 CPU profiles of the servers here, when set. */
   readonly profileDir: string | undefined;
   /** `processes` written into every kmipd data folder (serve processes behind one listener). */

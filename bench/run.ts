@@ -20,7 +20,7 @@ import { runConcurrency } from './suites/concurrency.js';
 import { runSlowHsm } from './suites/slow-hsm.js';
 import { runThroughput } from './suites/throughput.js';
 import { BENCH_DIR, closeWorkers, REPO_ROOT } from './worker-group.js';
-import { killAllServers, measureWithAllocator, type Malloc } from './targets.js';
+import { killAllServers, type Malloc } from './targets.js';
 import { DEFAULT_WORKLOADS, parseWorkload } from './workloads.js';
 
 const SUITES = ['throughput', 'concurrency', 'handshakes', 'idle', 'keyscale', 'components', 'profile', 'slowhsm'] as const;
@@ -168,7 +168,6 @@ async function main(): Promise<void> {
   const keysAhead = values['keys-ahead'] === undefined ? undefined : onOff('keys-ahead', values['keys-ahead']);
   const malloc = values.malloc ?? 'jemalloc';
   if (malloc !== 'jemalloc' && malloc !== 'system') throw new Error(`--malloc is jemalloc or system, not ${malloc}`);
-  measureWithAllocator(malloc satisfies Malloc);
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const outDir = values.out ?? join(BENCH_DIR, 'out', stamp);
@@ -180,6 +179,7 @@ async function main(): Promise<void> {
     profileDir: values['profile-dir'] ?? join(outDir, 'profiles'),
     serverProcesses,
     keysAhead,
+    malloc: malloc satisfies Malloc,
     log: (msg) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`),
   };
   const settings = { load, repeat, workloads: workloads.map((w) => w.name), seedKeys, pykmip, sizes, idle, handshakeMs, quick, serverProcesses, malloc, ...(keysAhead === undefined ? {} : { keysAhead }) };

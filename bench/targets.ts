@@ -2,6 +2,7 @@
 // checkout (compiled, started by bin/kmipd-serve as operators start it), and PyKMIP's server
 // (Debian's python3-pykmip) for comparison.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -121,35 +122,39 @@ export interface KmipdOptions {
 
 export type Malloc = 'jemalloc' | 'system';
 
-/**
- * The allocator kmipd is measured with (`--malloc`; bin/kmipd-serve's KMIPD_MALLOC). Set once by
- * run.ts before any server starts; a server that reports another allocator stops the bench, so
- * a result never claims one it was not measured with.
- */
-let malloc: Malloc = 'jemalloc';
-export function measureWithAllocator(m: Malloc): void {
-  malloc = m;
+/** What starting kmipd needs from the run: the checkout, its scratch folder, the allocator to measure. */
+export interface KmipdLaunch {
+  /** The checkout whose bin/kmipd-serve is started. */
+  readonly root: string;
+  /** The run's scratch folder (the node-options script goes here, not into a server's data folder). */
+  readonly workDir: string;
+  /**
+   * The allocator kmipd is measured with (`--malloc`; bin/kmipd-serve's KMIPD_MALLOC). A server that
+   * reports another one stops the bench, so a result never claims one it was not measured with.
+   */
+  readonly malloc: Malloc;
 }
 
 /**
- * The node binary, or a script in `dir` that runs it with `args` (--cpu-prof is refused in
- * NODE_OPTIONS, and kmipd-serve takes the binary from NODE).
+ * The node binary, or a script in the scratch folder that runs it with `args` (--cpu-prof is
+ * refused in NODE_OPTIONS, and kmipd-serve takes the binary from NODE). One script per distinct
+ * `args`, named by their hash, so servers started with different options never share one.
  */
-function nodeWith(dir: string, args: readonly string[]): string {
+export function nodeWith(workDir: string, args: readonly string[]): string {
   if (args.length === 0) return process.execPath;
-  const script = join(dir, 'node-with-options.sh');
   const quoted = [process.execPath, ...args].map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(' ');
+  const script = join(workDir, `node-with-options-${createHash('sha256').update(quoted).digest('hex').slice(0, 12)}.sh`);
   writeFileSync(script, `#!/bin/sh\nexec ${quoted} "$@"\n`, { mode: 0o755 });
   return script;
 }
 
-export async function startKmipd(kmipdRoot: string, dataDir: string, client: ClientFiles, opts: KmipdOptions = {}): Promise<ServerUnderTest> {
+export async function startKmipd(launch: KmipdLaunch, dataDir: string, client: ClientFiles, opts: KmipdOptions = {}): Promise<ServerUnderTest> {
   const nodeArgs = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), ...(opts.nodeArgs ?? [])];
   // kmipd-serve execs $NODE, so proc.pid is the server's (its CPU and memory are read from /proc).
-  const proc = spawn('/bin/sh', [join(kmipdRoot, 'bin/kmipd-serve'), '--data', dataDir, '--listen', `${LOOPBACK}:0`, ...(opts.serveArgs ?? [])], {
-    cwd: kmipdRoot,
+  const proc = spawn('/bin/sh', [join(launch.root, 'bin/kmipd-serve'), '--data', dataDir, '--listen', `${LOOPBACK}:0`, ...(opts.serveArgs ?? [])], {
+    cwd: launch.root,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE: nodeWith(dataDir, nodeArgs), KMIPD_MALLOC: malloc, ...opts.env },
+    env: { ...process.env, NODE: nodeWith(launch.workDir, nodeArgs), KMIPD_MALLOC: launch.malloc, ...opts.env },
   });
   track(proc, false);
   const logs: string[] = [];
@@ -168,10 +173,10 @@ export async function startKmipd(kmipdRoot: string, dataDir: string, client: Cli
           const rec = JSON.parse(line) as { msg?: string; port?: number; allocator?: string };
           if (rec.msg === 'kmipd listening' && rec.port) {
             clearTimeout(timer);
-            if (rec.allocator === malloc) resolve(rec.port);
+            if (rec.allocator === launch.malloc) resolve(rec.port);
             else {
               proc.kill('SIGKILL');
-              reject(new Error(`kmipd serve runs on the ${rec.allocator} allocator, not ${malloc} (--malloc); jemalloc needs libjemalloc2 (scripts/setup.sh installs it)`));
+              reject(new Error(`kmipd serve runs on the ${rec.allocator} allocator, not ${launch.malloc} (--malloc); jemalloc needs libjemalloc2 (scripts/setup.sh installs it)`));
             }
           }
         } catch {

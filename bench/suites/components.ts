@@ -14,7 +14,7 @@ const run = promisify(execFile);
 
 export async function runComponents(ctx: BenchContext): Promise<ComponentCost[]> {
   const { dir, client } = await freshKmipdData(ctx, 'components');
-  const server = await startKmipd(ctx.root, dir, client);
+  const server = await startKmipd(ctx, dir, client);
   let template: string;
   try {
     template = (await seedKeys(server.endpoint, server.client, 1, 1))[0]!.id;

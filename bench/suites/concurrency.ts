@@ -28,7 +28,7 @@ export interface ConcurrencyResult {
 
 export async function runConcurrency(ctx: BenchContext, cfg: ConcurrencyConfig): Promise<ConcurrencyResult> {
   const { dir, client } = await freshKmipdData(ctx, 'concurrency');
-  const server = await startKmipd(ctx.root, dir, client);
+  const server = await startKmipd(ctx, dir, client);
   const points: ConcurrencyResult['points'][number][] = [];
   try {
     let keys: SeededKey[] = [];

@@ -41,7 +41,7 @@ async function runAgainst(ctx: BenchContext, server: ServerUnderTest, tlsVersion
 
 export async function runHandshakes(ctx: BenchContext, cfg: HandshakeConfig): Promise<HandshakeResult> {
   const { dir, client } = await freshKmipdData(ctx, 'handshakes-kmipd');
-  const kmipd = await runAgainst(ctx, await startKmipd(ctx.root, dir, client), ['TLSv1.3', 'TLSv1.2'], cfg, cfg.durationMs);
+  const kmipd = await runAgainst(ctx, await startKmipd(ctx, dir, client), ['TLSv1.3', 'TLSv1.2'], cfg, cfg.durationMs);
   let pykmip: ConnectFigures[] = [];
   if (cfg.pykmip && pykmipAvailable()) {
     const pyDir = join(ctx.workDir, 'handshakes-pykmip');

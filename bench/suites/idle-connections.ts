@@ -44,7 +44,7 @@ export async function runIdleConnections(ctx: BenchContext, cfg: IdleConfig): Pr
   const { dir, client } = await freshKmipdData(ctx, 'idle-kmipd');
   // Room for the idle connections, the active client and the seeding connections.
   const serveArgs = await connectionLimitArgs(ctx.root, cfg.idle + cfg.active.connections + 64);
-  const server = await startKmipd(ctx.root, dir, client, { serveArgs });
+  const server = await startKmipd(ctx, dir, client, { serveArgs });
   try {
     const keys = await seedKeys(server.endpoint, server.client, cfg.seedKeys);
     const get = WORKLOADS.get!;

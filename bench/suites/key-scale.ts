@@ -55,7 +55,7 @@ export async function runKeyScale(ctx: BenchContext, cfg: KeyScaleConfig): Promi
   try {
     for (const n of cfg.sizes) stores.push(await loadStore(ctx, n, cfg.sample));
     for (const st of stores) {
-      const server = await startKmipd(ctx.root, st.dir, st.client);
+      const server = await startKmipd(ctx, st.dir, st.client);
       servers.push(server);
       await verifyKeys(server.endpoint, server.client, st.loaded.sample, 50);
     }
@@ -112,7 +112,7 @@ interface LoadedStore {
 async function loadStore(ctx: BenchContext, n: number, sample: number): Promise<LoadedStore> {
   const { dir, client } = await freshKmipdData(ctx, `keys-${n}`);
   // The server creates the template key itself; the loader copies its attributes.
-  const seeder = await startKmipd(ctx.root, dir, client);
+  const seeder = await startKmipd(ctx, dir, client);
   let template: string;
   try {
     const [key] = await seedKeys(seeder.endpoint, seeder.client, 1, 1);

@@ -29,7 +29,7 @@ export async function runProfiles(ctx: BenchContext, cfg: ProfileConfig): Promis
     const { dir, client } = await freshKmipdData(ctx, `profile-${w.name}`);
     let keys: Awaited<ReturnType<typeof seedKeys>> = [];
     if (needsKeys(w)) {
-      const seeder = await startKmipd(ctx.root, dir, client);
+      const seeder = await startKmipd(ctx, dir, client);
       try {
         keys = await seedKeys(seeder.endpoint, seeder.client, cfg.seedKeys);
       } finally {
@@ -39,7 +39,7 @@ export async function runProfiles(ctx: BenchContext, cfg: ProfileConfig): Promis
     const profDir = join(cfg.dir, w.name);
     mkdirSync(profDir, { recursive: true });
     const before = new Set(readdirSync(profDir));
-    const server = await startKmipd(ctx.root, dir, client, { cpuProfDir: profDir });
+    const server = await startKmipd(ctx, dir, client, { cpuProfDir: profDir });
     let figures: LoadFigures;
     try {
       figures = await measureLoad(server, w, keys, cfg.load);

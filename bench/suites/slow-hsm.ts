@@ -50,7 +50,7 @@ export async function runSlowHsm(ctx: BenchContext, cfg: SlowHsmConfig): Promise
 
   // Keys are made at full speed: only the measured requests wait on the "network".
   writeHsm(1, true);
-  const seeder = await startKmipd(ctx.root, dir, client, { env: { SLOW_PKCS11_DELAY_US: '0' } });
+  const seeder = await startKmipd(ctx, dir, client, { env: { SLOW_PKCS11_DELAY_US: '0' } });
   let keys: Awaited<ReturnType<typeof seedKeys>>;
   try {
     ctx.log(`slow HSM: creating ${cfg.seedKeys} keys`);
@@ -65,7 +65,7 @@ export async function runSlowHsm(ctx: BenchContext, cfg: SlowHsmConfig): Promise
       writeHsm(sessions, keysAhead);
       // Sessions beyond 1 need a libuv thread each (4 by default), and some to spare for the rest.
       const uvThreads = sessions > 1 ? sessions + 4 : 4;
-      const server = await startKmipd(ctx.root, dir, client, {
+      const server = await startKmipd(ctx, dir, client, {
         env: { SLOW_PKCS11_DELAY_US: String(cfg.delayUs), ...(sessions > 1 ? { UV_THREADPOOL_SIZE: String(uvThreads) } : {}) },
       });
       try {

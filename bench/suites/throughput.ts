@@ -78,7 +78,7 @@ async function runAgainst(
 
 export async function runThroughput(ctx: BenchContext, cfg: ThroughputConfig): Promise<ThroughputResult> {
   const { dir, client } = await freshKmipdData(ctx, 'throughput-kmipd');
-  const kmipdServer = await startKmipd(ctx.root, dir, client);
+  const kmipdServer = await startKmipd(ctx, dir, client);
   const kmipd = await runAgainst(ctx, kmipdServer, cfg, 'objects');
 
   let pykmip: ServerThroughput | undefined;

@@ -11,6 +11,7 @@ import { Histogram } from '../../bench/histogram.js';
 import { checkAnswer } from '../../bench/response.js';
 import { getRequest } from '../../bench/requests.js';
 import { markdownReport, type BenchResults } from '../../bench/report.js';
+import { nodeWith } from '../../bench/targets.js';
 import { encodeTtlv, enumeration, integer, structure } from '../../src/ttlv/index.js';
 import { Operation, ResultReason, ResultStatus, Tag } from '../../src/kmip/registry/generated.js';
 
@@ -29,6 +30,25 @@ describe('latency histogram', () => {
     expect(a.quantile(0.99)).toBeGreaterThan(9_900 * 0.98);
     expect(a.quantile(0.99)).toBeLessThan(9_900 * 1.02);
     expect(a.quantile(1)).toBe(10_000);
+  });
+});
+
+describe('node options for the server (bin/kmipd-serve takes the binary from NODE)', () => {
+  it('is node itself without options, else a script in the scratch folder, one per set of options', async () => {
+    const scratch = tempDir('kmipd-bench-node-');
+    try {
+      expect(nodeWith(scratch.path, [])).toBe(process.execPath);
+      const a = nodeWith(scratch.path, ['--max-old-space-size=64']);
+      const b = nodeWith(scratch.path, ["--title=it's"]);
+      expect(a.startsWith(scratch.path)).toBe(true);
+      expect(b).not.toBe(a);
+      expect(nodeWith(scratch.path, ['--max-old-space-size=64'])).toBe(a);
+      const argv = async (script: string) => (await run(script, ['-e', 'console.log(JSON.stringify(process.execArgv.slice(0, -2)))'])).stdout.trim();
+      expect(await argv(a)).toBe('["--max-old-space-size=64"]');
+      expect(await argv(b)).toBe(`["--title=it's"]`);
+    } finally {
+      scratch.remove();
+    }
   });
 });
 
