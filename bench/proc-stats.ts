@@ -1,5 +1,6 @@
 // What a server process costs, read from /proc: resident memory and CPU time.
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
@@ -83,7 +84,17 @@ function forEachInTree(pid: number, read: (p: number) => void): void {
 }
 
 /** Everything the benchmark states about the machine it ran on. */
-export function machineDescription(): { cpus: number; model: string; memoryGiB: number; node: string; kernel: string } {
+export interface MachineDescription {
+  readonly cpus: number;
+  readonly model: string;
+  readonly memoryGiB: number;
+  readonly node: string;
+  readonly kernel: string;
+  /** What an idle CPU does (cpuIdleDescription); absent where Linux does not say. */
+  readonly idle?: string;
+}
+
+export function machineDescription(): MachineDescription {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const meminfo = readFileSync('/proc/meminfo', 'utf8');
   const memKiB = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? NaN);
@@ -93,13 +104,39 @@ export function machineDescription(): { cpus: number; model: string; memoryGiB: 
   } catch {
     // not Linux: leave it empty
   }
+  const idle = cpuIdleDescription();
   return {
     cpus: (cpuinfo.match(/^processor\s*:/gm) ?? []).length,
     model: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? 'unknown',
     memoryGiB: Math.round((memKiB / 1024 / 1024) * 10) / 10,
     node: process.version,
     kernel,
+    ...(idle === undefined ? {} : { idle }),
   };
+}
+
+function readTrimmed(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The cpuidle driver, and for a KVM guest's haltpoll driver how long an idle vCPU polls before it
+ * halts. It moves the figures: a thread that wakes a halted vCPU (an answer written to a client on
+ * loopback, a batch handed to the store's thread) pays for an exit to the host, and a polling vCPU
+ * is woken without one. On the bench machine, booted with polling off, 200 µs of it gave ~12 % more
+ * Creates and ~4 % more Gets per second (bench/RESULTS.md, nineteenth round).
+ */
+export function cpuIdleDescription(sys = '/sys'): string | undefined {
+  const driver = readTrimmed(join(sys, 'devices/system/cpu/cpuidle/current_driver'));
+  if (!driver) return undefined;
+  if (driver !== 'haltpoll') return `cpuidle driver ${driver}`;
+  const ns = Number(readTrimmed(join(sys, 'module/haltpoll/parameters/guest_halt_poll_ns')));
+  if (!Number.isFinite(ns)) return 'cpuidle driver haltpoll';
+  return ns === 0 ? 'cpuidle driver haltpoll, guest_halt_poll_ns 0 (an idle vCPU halts at once)' : `cpuidle driver haltpoll, guest_halt_poll_ns ${ns} (an idle vCPU polls up to ${ns / 1000} µs before it halts)`;
 }
 
 /** 1-, 5- and 15-minute load averages: other work on the machine shows here. */

@@ -10,13 +10,14 @@ import type { ConcurrencyResult } from './suites/concurrency.js';
 import { formatProfile } from './profile-summary.js';
 import type { DiskProbe } from './disk-probe.js';
 import type { ComponentCost } from './components.js';
+import type { MachineDescription } from './proc-stats.js';
 
 export interface BenchResults {
   readonly label: string;
   readonly startedAt: string;
   readonly finishedAt: string;
   readonly command: string;
-  readonly machine: { cpus: number; model: string; memoryGiB: number; node: string; kernel: string };
+  readonly machine: MachineDescription;
   /** Load averages when the run started and when it finished (other work on the machine). */
   readonly loadAverage: { readonly start: number[]; readonly end?: number[] };
   /** 4 KiB write + fdatasync on the scratch disk, at the start and at the end of the run. */
@@ -149,6 +150,7 @@ export function markdownReport(r: BenchResults): string {
   out.push(`# kmipd benchmark: ${r.label}`, '');
   out.push(`- started ${r.startedAt}, finished ${r.finishedAt}`);
   out.push(`- machine: ${r.machine.cpus} CPUs (${r.machine.model}), ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, Linux ${r.machine.kernel}`);
+  if (r.machine.idle) out.push(`- idle CPUs: ${r.machine.idle}`);
   out.push(`- load average (1/5/15 min) at start ${r.loadAverage.start.join(' / ')}, at end ${r.loadAverage.end?.join(' / ') ?? 'n/a'}`);
   const disk = (d: DiskProbe | undefined) => (d ? `${fmt(d.syncsPerSec)}/s (p50 ${ms(d.p50Ms)}, p99 ${ms(d.p99Ms)})` : 'n/a');
   out.push(`- disk (4 KiB write + fdatasync, one writer): ${disk(r.disk.start)} at start, ${disk(r.disk.end)} at end`);

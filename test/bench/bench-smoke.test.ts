@@ -3,8 +3,8 @@
 // report figures for every suite, and see no errors. No timing is asserted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT, tempDir } from '../helpers/kmipd.js';
 import { Histogram } from '../../bench/histogram.js';
@@ -12,6 +12,7 @@ import { checkAnswer } from '../../bench/response.js';
 import { getRequest } from '../../bench/requests.js';
 import { markdownReport, type BenchResults } from '../../bench/report.js';
 import { nodeWith } from '../../bench/targets.js';
+import { cpuIdleDescription } from '../../bench/proc-stats.js';
 import { encodeTtlv, enumeration, integer, structure } from '../../src/ttlv/index.js';
 import { Operation, ResultReason, ResultStatus, Tag } from '../../src/kmip/registry/generated.js';
 
@@ -87,7 +88,7 @@ describe('report', () => {
       startedAt: '',
       finishedAt: '',
       command: '',
-      machine: { cpus: 2, model: 'test', memoryGiB: 1, node: 'v20', kernel: '6' },
+      machine: { cpus: 2, model: 'test', memoryGiB: 1, node: 'v20', kernel: '6', idle: 'cpuidle driver haltpoll, guest_halt_poll_ns 0 (an idle vCPU halts at once)' },
       loadAverage: { start: [0, 0, 0] },
       disk: { start: { syncsPerSec: 1, p50Ms: 1, p99Ms: 1 } },
       generator: { workers: 1, connections: 1, depth: 1 },
@@ -98,6 +99,38 @@ describe('report', () => {
     expect(md).toContain('| locate | n/a | 1,932.9x |');
     expect(md).toContain('| get | 41.2x | 23.6x |');
     expect(md).toContain('- kmipd: started by bin/kmipd-serve, allocator jemalloc');
+    expect(md).toContain('- idle CPUs: cpuidle driver haltpoll, guest_halt_poll_ns 0 (an idle vCPU halts at once)');
+  });
+});
+
+describe('what an idle CPU does (the machine description)', () => {
+  function sysfs(files: Record<string, string>): ReturnType<typeof tempDir> {
+    const dir = tempDir('kmipd-bench-sys-');
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(dirname(join(dir.path, path)), { recursive: true });
+      writeFileSync(join(dir.path, path), `${text}\n`);
+    }
+    return dir;
+  }
+  const DRIVER = 'devices/system/cpu/cpuidle/current_driver';
+  const POLL = 'module/haltpoll/parameters/guest_halt_poll_ns';
+
+  it('names the driver, and for haltpoll how long an idle vCPU polls before it halts', () => {
+    const cases: [Record<string, string>, string | undefined][] = [
+      [{}, undefined],
+      [{ [DRIVER]: 'intel_idle' }, 'cpuidle driver intel_idle'],
+      [{ [DRIVER]: 'haltpoll', [POLL]: '0' }, 'cpuidle driver haltpoll, guest_halt_poll_ns 0 (an idle vCPU halts at once)'],
+      [{ [DRIVER]: 'haltpoll', [POLL]: '200000' }, 'cpuidle driver haltpoll, guest_halt_poll_ns 200000 (an idle vCPU polls up to 200 µs before it halts)'],
+      [{ [DRIVER]: 'haltpoll' }, 'cpuidle driver haltpoll'],
+    ];
+    for (const [files, expected] of cases) {
+      const dir = sysfs(files);
+      try {
+        expect(cpuIdleDescription(dir.path), JSON.stringify(files)).toBe(expected);
+      } finally {
+        dir.remove();
+      }
+    }
   });
 });
 
