@@ -127,8 +127,9 @@ function readTrimmed(path: string): string | undefined {
  * The cpuidle driver, and for a KVM guest's haltpoll driver how long an idle vCPU polls before it
  * halts. It moves the figures: a thread that wakes a halted vCPU (an answer written to a client on
  * loopback, a batch handed to the store's thread) pays for an exit to the host, and a polling vCPU
- * is woken without one. On the bench machine, booted with polling off, 200 µs of it gave ~12 % more
- * Creates and ~4 % more Gets per second (bench/RESULTS.md, nineteenth round).
+ * is woken without one. On the bench machine, booted with polling off, 200 µs of it gave ~6 % more
+ * Creates and ~3 % more Gets per second, medians of five alternated pairs (bench/RESULTS.md,
+ * nineteenth round).
  */
 export function cpuIdleDescription(sys = '/sys'): string | undefined {
   const driver = readTrimmed(join(sys, 'devices/system/cpu/cpuidle/current_driver'));

@@ -3,7 +3,7 @@
 // (Debian's python3-pykmip) for comparison.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -144,7 +144,12 @@ export function nodeWith(workDir: string, args: readonly string[]): string {
   if (args.length === 0) return process.execPath;
   const quoted = [process.execPath, ...args].map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(' ');
   const script = join(workDir, `node-with-options-${createHash('sha256').update(quoted).digest('hex').slice(0, 12)}.sh`);
-  writeFileSync(script, `#!/bin/sh\nexec ${quoted} "$@"\n`, { mode: 0o755 });
+  // Its name says its content, so one already there is right. A new one is renamed into place
+  // whole: a shell that is reading it for another server never sees it truncated.
+  if (!existsSync(script)) {
+    writeFileSync(`${script}.${process.pid}`, `#!/bin/sh\nexec ${quoted} "$@"\n`, { mode: 0o755 });
+    renameSync(`${script}.${process.pid}`, script);
+  }
   return script;
 }
 

@@ -3,8 +3,8 @@
 // report figures for every suite, and see no errors. No timing is asserted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT, tempDir } from '../helpers/kmipd.js';
 import { Histogram } from '../../bench/histogram.js';
@@ -44,6 +44,7 @@ describe('node options for the server (bin/kmipd-serve takes the binary from NOD
       expect(a.startsWith(scratch.path)).toBe(true);
       expect(b).not.toBe(a);
       expect(nodeWith(scratch.path, ['--max-old-space-size=64'])).toBe(a);
+      expect(readdirSync(scratch.path).sort()).toEqual([basename(a), basename(b)].sort()); // no half-written leftovers
       const argv = async (script: string) => (await run(script, ['-e', 'console.log(JSON.stringify(process.execArgv.slice(0, -2)))'])).stdout.trim();
       expect(await argv(a)).toBe('["--max-old-space-size=64"]');
       expect(await argv(b)).toBe(`["--title=it's"]`);
