@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BenchConnection, LOOPBACK, readClientMaterial, type ClientFiles, type Endpoint } from './connection.js';
 import { discoverVersionsRequest } from './requests.js';
+import type { MemoryAllocator } from '../src/server/memory-allocator.js';
 import { checkAnswer } from './response.js';
 
 const run = promisify(execFile);
@@ -120,7 +121,8 @@ export interface KmipdOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-export type Malloc = 'jemalloc' | 'system';
+/** The allocators bin/kmipd-serve can start kmipd on, as its `kmipd listening` line names them. */
+export type Malloc = MemoryAllocator;
 
 /** What starting kmipd needs from the run: the checkout, its scratch folder, the allocator to measure. */
 export interface KmipdLaunch {
