@@ -98,12 +98,7 @@ export function machineDescription(): MachineDescription {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const meminfo = readFileSync('/proc/meminfo', 'utf8');
   const memKiB = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? NaN);
-  let kernel = '';
-  try {
-    kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
-  } catch {
-    // not Linux: leave it empty
-  }
+  const kernel = readTrimmed('/proc/sys/kernel/osrelease') ?? ''; // empty where not Linux
   const idle = cpuIdleDescription();
   return {
     cpus: (cpuinfo.match(/^processor\s*:/gm) ?? []).length,
@@ -115,6 +110,7 @@ export function machineDescription(): MachineDescription {
   };
 }
 
+/** A one-line /proc or /sys file, or undefined where it does not exist. */
 function readTrimmed(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8').trim();
