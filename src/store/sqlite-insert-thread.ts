@@ -14,7 +14,7 @@ export interface InsertThreadData {
   readonly betterSqlite3: string;
   /** How long a batch waits for another process's write lock (on this thread, not the server's). */
   readonly lockWaitMs: number;
-  /** INSERT of one objects row; its parameters are those of InsertBatch's rows, in order. */
+  /** INSERT of one objects row; its parameters are those of InsertBatch's objects, in order. */
   readonly insertObjectSql: string;
   /** insertAttributesSql[n - 1]: an INSERT of n attribute rows (object_seq, name, idx, value). */
   readonly insertAttributesSql: readonly string[];
@@ -22,9 +22,10 @@ export interface InsertThreadData {
 
 /**
  * A batch of objects to commit in one transaction. `meta` holds, per object: id, tenant, object
- * type, state, root key label, wrap mechanism, wrapped key length, created_at, attribute count,
- * then per attribute name, index and value length. `bytes` holds each object's wrapped key and
- * then its encoded attribute values, in the same order.
+ * type, state, root key label, wrap mechanism, wrapped key length, created_at, attribute bag length,
+ * count of attribute rows, then per row name, index and value length. `bytes` holds each object's
+ * wrapped key, its attribute bag (objects.unindexed_attributes) and then its rows' encoded values,
+ * in the same order.
  */
 export interface InsertBatch {
   readonly n: number;
@@ -101,11 +102,13 @@ export function insertThreadMain(require: NodeRequire): void {
   /** The object of the batch whose entries start at `at` in meta and whose bytes start at `offset` (see starts). */
   function insertOne(m: InsertBatch['meta'], bytes: Buffer, at: number, offset: number): void {
     const blobLength = m[at + 6] as number;
-    const info = insertObject.run(m[at], m[at + 1], m[at + 2], m[at + 3], m[at + 4], m[at + 5], bytes.subarray(offset, offset + blobLength), m[at + 7]);
+    const bagLength = m[at + 8] as number;
+    const bagAt = offset + blobLength;
+    const info = insertObject.run(m[at], m[at + 1], m[at + 2], m[at + 3], m[at + 4], m[at + 5], bytes.subarray(offset, bagAt), m[at + 7], bytes.subarray(bagAt, bagAt + bagLength));
     const seq = Number(info.lastInsertRowid);
-    const count = m[at + 8] as number;
-    at += 9;
-    offset += blobLength;
+    const count = m[at + 9] as number;
+    at += 10;
+    offset = bagAt + bagLength;
     for (let start = 0; start < count; start += chunk) {
       const rows = Math.min(chunk, count - start);
       const values: unknown[] = new Array(rows * 4);
@@ -128,10 +131,10 @@ export function insertThreadMain(require: NodeRequire): void {
     let offset = 0;
     while (at < batch.meta.length) {
       out.push([at, offset]);
-      const count = batch.meta[at + 8] as number;
-      offset += batch.meta[at + 6] as number;
-      for (let a = 0; a < count; a++) offset += batch.meta[at + 9 + 3 * a + 2] as number;
-      at += 9 + 3 * count;
+      const count = batch.meta[at + 9] as number;
+      offset += (batch.meta[at + 6] as number) + (batch.meta[at + 8] as number);
+      for (let a = 0; a < count; a++) offset += batch.meta[at + 10 + 3 * a + 2] as number;
+      at += 10 + 3 * count;
     }
     return out;
   }

@@ -149,4 +149,7 @@ export const MIGRATIONS: readonly string[] = [
    ${EPOCH_TRIGGERS.flatMap(([table, events]) =>
      events.map((e) => `CREATE TRIGGER ${table}_${e.toLowerCase()}_epoch AFTER ${e} ON ${table} BEGIN UPDATE change_epoch SET epoch = epoch + 1; END;`),
    ).join('\n   ')}`,
+  // 8: each object's attributes outside the value index in one column (attribute-bag.ts) instead of
+  // one row each. Objects stored before keep their rows (the column stays NULL for them).
+  `ALTER TABLE objects ADD COLUMN unindexed_attributes BLOB;`,
 ];

@@ -15,6 +15,7 @@ import { UntilChanged } from './sqlite-change-watch.js';
 import { SqliteAttributeRows } from './sqlite-attribute-rows.js';
 import { LockWait, LOCK_WAIT_MS } from './sqlite-lock-wait.js';
 import { SqliteInsertWriter } from './sqlite-insert-writer.js';
+import { attributeBagHoldsBetween, bagEntryPrefix, byNameAndIndex, decodeAttributeBag, encodeAttributeBag, replaceInBag, splitForStorage } from './attribute-bag.js';
 import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
 
 interface ObjectRow {
@@ -26,6 +27,8 @@ interface ObjectRow {
   root_key_label: string | null;
   wrap_mechanism: string | null;
   wrapped_key: Buffer | null;
+  /** NULL: every attribute is a row (objects stored before migration 8); see attribute-bag.ts. */
+  unindexed_attributes: Buffer | null;
 }
 /** objectWithAttributes: the object's columns, then its attributes (see attributesFrom). */
 type ObjectWithAttributesRow = [
@@ -40,6 +43,8 @@ type ObjectWithAttributesRow = [
   values: Buffer | null,
   /** 1 if an operator hold stops the key being served. */
   held: 0 | 1,
+  /** objects.unindexed_attributes (attribute-bag.ts). */
+  bag: Buffer | null,
 ];
 /** name, index, and byte length of the encoded value. */
 type AttributeEntry = [name: string, index: number, length: number];
@@ -59,14 +64,31 @@ function attributesFrom(entries: readonly AttributeEntry[], values: Uint8Array):
 }
 
 /**
- * An object with its attributes as one JSON list and one BLOB of values (`order` orders both
- * aggregates), and whether an operator holds it: one read for everything a Get checks.
+ * Attribute rows and bagged attributes (attribute-bag.ts), each in (name, index) order, merged in
+ * that order. A bagged object has no row of a bagged name, so no two compare equal.
+ */
+function mergeInKeyOrder(rows: readonly Attribute[], bagged: readonly Attribute[]): Attribute[] {
+  if (bagged.length === 0) return rows as Attribute[];
+  const out: Attribute[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < rows.length && j < bagged.length) out.push(byNameAndIndex(rows[i]!, bagged[j]!) < 0 ? rows[i++]! : bagged[j++]!);
+  while (i < rows.length) out.push(rows[i++]!);
+  while (j < bagged.length) out.push(bagged[j++]!);
+  return out;
+}
+
+/**
+ * An object with its attribute rows as one JSON list and one BLOB of values (`order` orders both
+ * aggregates), whether an operator holds it, and its attribute bag: one read for everything a Get
+ * checks.
  */
 export function objectWithAttributesSql(order: string): string {
   return `SELECT o.id, o.tenant, o.object_type, o.state, o.root_key_label, o.wrap_mechanism, o.wrapped_key,
             (SELECT json_group_array(json_array(a.name, a.idx, length(a.value))${order}) FROM attributes a WHERE a.object_seq = o.seq),
             (SELECT unhex(group_concat(hex(a.value), ''${order})) FROM attributes a WHERE a.object_seq = o.seq),
-            EXISTS (SELECT 1 FROM key_holds h WHERE h.object_id = o.id)
+            EXISTS (SELECT 1 FROM key_holds h WHERE h.object_id = o.id),
+            o.unindexed_attributes
           FROM objects o WHERE o.id = ?`;
 }
 
@@ -138,8 +160,20 @@ export function openSqliteDatabase(path: string): Database.Database {
   db.pragma('foreign_keys = ON');
   db.pragma('secure_delete = ON');
   db.pragma(`busy_timeout = ${LOCK_WAIT_MS}`);
+  defineAttributeBagBetween(db);
   migrate(db);
   return db;
+}
+
+/**
+ * Locate's range conditions on the attributes kept in objects.unindexed_attributes call this
+ * (locateCondition). Equality is a byte search instead (attribute-bag.ts); a range on one of those
+ * attributes is not something Locate asks today (it ranges dates only, which are rows).
+ */
+export function defineAttributeBagBetween(db: Database.Database): void {
+  db.function('attribute_bag_between', { deterministic: true }, (bag, name, low, high) =>
+    attributeBagHoldsBetween(bag as Buffer | null, name as string, low as Buffer, high as Buffer) ? 1 : 0,
+  );
 }
 
 export function migrate(db: Database.Database): number {
@@ -209,7 +243,8 @@ export class SqliteStore implements KeyStore, StoreHealth {
       removeObject: db.prepare('DELETE FROM objects WHERE id = ?'),
       deleteAllAttributes: db.prepare('DELETE FROM attributes WHERE object_seq = ?'),
       lastSeq: db.prepare('SELECT max(seq) FROM objects').pluck(),
-      restoreObject: db.prepare('UPDATE objects SET state = ?, root_key_label = ?, wrap_mechanism = ?, wrapped_key = ? WHERE seq = ?'),
+      restoreObject: db.prepare('UPDATE objects SET state = ?, root_key_label = ?, wrap_mechanism = ?, wrapped_key = ?, unindexed_attributes = ? WHERE seq = ?'),
+      setStateAndBag: db.prepare('UPDATE objects SET state = ?, unindexed_attributes = ? WHERE seq = ?'),
     };
   }
 
@@ -287,14 +322,14 @@ export class SqliteStore implements KeyStore, StoreHealth {
       if (!row) return undefined;
       entries = JSON.parse(row[7]) as AttributeEntry[];
     }
-    const [objectId, tenant, objectType, state, rootKeyLabel, mechanism, wrappedKey, , values, held] = row;
+    const [objectId, tenant, objectType, state, rootKeyLabel, mechanism, wrappedKey, , values, held, bag] = row;
     return {
       id: objectId,
       tenant,
       objectType,
       state,
       wrapped: wrappedKeyOf({ root_key_label: rootKeyLabel, wrap_mechanism: mechanism, wrapped_key: wrappedKey }),
-      attributes: attributesFrom(entries, values ?? EMPTY),
+      attributes: mergeInKeyOrder(attributesFrom(entries, values ?? EMPTY), bag === null ? [] : decodeAttributeBag(bag)),
       heldByOperator: held === 1,
     };
   }
@@ -305,13 +340,21 @@ export class SqliteStore implements KeyStore, StoreHealth {
     const { result, sync } = await this.lockWait.write(() => this.commitWithoutWaiting(() => this.writeObjects([id], () => this.db.transaction(() => {
       const row = this.stmts.objectById.get(id) as ObjectRow | undefined;
       if (!row) return false;
-      // Always, unchanged state or not: the objects row's update is what moves change_epoch for
-      // an attribute added to an existing object (an INSERT into attributes alone does not).
-      this.stmts.setState.run(change.state ?? row.state, row.seq);
+      const bagged = new Map<string, readonly Attribute[]>();
       for (const [name, attrs] of change.replace ?? []) {
+        if (row.unindexed_attributes !== null && !isValueIndexed(name)) {
+          bagged.set(name, attrs);
+          continue;
+        }
         this.stmts.deleteAttributes.run(row.seq, name);
         this.attributeRows.insert(row.seq, attrs);
       }
+      // Always, unchanged state or not: the objects row's update is what moves change_epoch for
+      // an attribute added to an existing object (an INSERT into attributes alone does not).
+      // One UPDATE of the row for the state and the bag (a key's first Get flips Fresh, in its bag).
+      const state = change.state ?? row.state;
+      if (bagged.size > 0) this.stmts.setStateAndBag.run(state, replaceInBag(row.unindexed_attributes!, bagged), row.seq);
+      else this.stmts.setState.run(state, row.seq);
       if (change.eraseKey) {
         this.stmts.zeroKey.run(row.seq);
         this.stmts.eraseKey.run(row.seq);
@@ -342,9 +385,10 @@ export class SqliteStore implements KeyStore, StoreHealth {
       const row = this.stmts.objectById.get(obj.id) as ObjectRow | undefined;
       if (!row) return;
       const w = obj.wrapped;
-      this.stmts.restoreObject.run(obj.state, w?.rootKeyLabel ?? null, w?.mechanism ?? null, w ? Buffer.from(w.blob) : null, row.seq);
+      const { rows, bagged } = splitForStorage(obj.attributes);
+      this.stmts.restoreObject.run(obj.state, w?.rootKeyLabel ?? null, w?.mechanism ?? null, w ? Buffer.from(w.blob) : null, encodeAttributeBag(bagged), row.seq);
       this.stmts.deleteAllAttributes.run(row.seq);
-      this.attributeRows.insert(row.seq, obj.attributes);
+      this.attributeRows.insert(row.seq, rows);
     }).immediate()));
   }
 
@@ -500,13 +544,18 @@ export function locateCondition(q: LocateQuery): { cond: string; params: unknown
   }
   for (const m of q.matches) {
     if (m === driver) continue;
-    if (m.upTo === undefined) {
-      where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value = ?)');
-      params.push(m.name, encodeTtlv(m.value));
+    // Encoded values of one non-negative numeric type sort like the numbers (big-endian).
+    const test = m.upTo === undefined ? 'a.value = ?' : 'a.value BETWEEN ? AND ?';
+    const values = m.upTo === undefined ? [encodeTtlv(m.value)] : [encodeTtlv(m.value), encodeTtlv(m.upTo)];
+    const rows = `EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND ${test})`;
+    if (isValueIndexed(m.name)) {
+      where.push(rows);
+      params.push(m.name, ...values);
     } else {
-      // Encoded values of one non-negative numeric type sort like the numbers (big-endian).
-      where.push('EXISTS (SELECT 1 FROM attributes a WHERE a.object_seq = o.seq AND a.name = ? AND a.value BETWEEN ? AND ?)');
-      params.push(m.name, encodeTtlv(m.value), encodeTtlv(m.upTo));
+      // The bag (attribute-bag.ts), or rows for an object stored before migration 8, which has no bag.
+      const inBag = m.upTo === undefined ? 'instr(o.unindexed_attributes, ?) > 0' : 'attribute_bag_between(o.unindexed_attributes, ?, ?, ?)';
+      where.push(`(${inBag} OR (o.unindexed_attributes IS NULL AND ${rows}))`);
+      params.push(...(m.upTo === undefined ? [bagEntryPrefix(m.name, values[0]!)] : [m.name, ...values]), m.name, ...values);
     }
   }
   return { cond: where.length ? `WHERE ${where.join(' AND ')}` : '', params, indexed: driver !== undefined };

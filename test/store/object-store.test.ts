@@ -10,7 +10,8 @@ import { MIGRATIONS } from '../../src/store/sqlite-migrations.js';
 import { POSTGRES_MIGRATIONS } from '../../src/store/postgres-migrations.js';
 import { locateStatement } from '../../src/store/postgres-store.js';
 import { openStoreBackend } from '../../src/store/backend.js';
-import { byteString, dateTime, encodeTtlv, enumeration, integer, structure, textString } from '../../src/ttlv/index.js';
+import { byteString, dateTime, encodeTtlv, enumeration, integer, ItemType, structure, textString } from '../../src/ttlv/index.js';
+import { decodeAttributeBag } from '../../src/store/attribute-bag.js';
 import { HashingAlgorithm, ObjectType, State, Tag } from '../../src/kmip/registry/generated.js';
 import type { Attribute } from '../../src/kmip/attributes.js';
 import type { LocateQuery } from '../../src/store/types.js';
@@ -126,6 +127,31 @@ function contract(kind: BackendKind): void {
     expect(await found(name('u'), len(256))).toEqual(['u2']);
     expect(await found(len(128), digest(3))).toEqual(['u3']);
     expect(await found(len(256), digest(3))).toEqual([]);
+  });
+
+  it('updates, deletes and locates by range an attribute the value index leaves out, and refuses a repeated one alone', async () => {
+    await store().insert(key('b', { attributes: [name('b'), len(128), text('x-a', 'a')] }));
+    const found = async (m: LocateQuery['matches'][number]) => (await store().locate({ ...everything, matches: [m] })).ids;
+    const lengths = (lo: number, hi: number) => ({ name: 'Cryptographic Length', value: integer(Tag.AttributeValue, lo), upTo: integer(Tag.AttributeValue, hi) });
+    expect(await found(lengths(100, 128))).toEqual(['b']);
+    expect(await found(lengths(129, 200))).toEqual([]);
+    expect(await store().update('b', { replace: new Map([['Cryptographic Length', [len(256)]]]) })).toBe(true);
+    expect((await store().get('b'))!.attributes).toEqual([len(256), name('b'), text('x-a', 'a')]);
+    expect(await found(len(256))).toEqual(['b']);
+    expect(await found(len(128))).toEqual([]);
+    expect(await found(lengths(129, 256))).toEqual(['b']);
+    expect(await store().update('b', { replace: new Map([['Cryptographic Length', []]]) })).toBe(true);
+    expect((await store().get('b'))!.attributes).toEqual([name('b'), text('x-a', 'a')]);
+    expect(await found(lengths(0, 1 << 30))).toEqual([]);
+    // Two instances at one index: refused, with nothing stored, and its neighbour stored.
+    const bad = store().insert(key('twice', { attributes: [len(128), len(256)] }));
+    const good = store().insert(key('once', { attributes: [len(128)] }));
+    await expect(bad).rejects.toThrow(/UNIQUE|duplicate key/);
+    await good;
+    expect(await store().get('twice')).toBeUndefined();
+    expect((await store().get('once'))!.attributes).toEqual([len(128)]);
+    await expect(store().update('once', { replace: new Map([['Cryptographic Length', [len(1), len(2)]]]) })).rejects.toThrow(/UNIQUE|duplicate key/);
+    expect((await store().get('once'))!.attributes).toEqual([len(128)]);
   });
 
   it('stores and locates an attribute value far longer than an index entry may be', async () => {
@@ -295,6 +321,42 @@ describe('sqlite', () => {
       await expect(store.restore({ ...(await store.get('old'))!, wrapped: under('crk-old') })).rejects.toThrow(/root key is retired/);
       await store.insert({ ...key('new'), wrapped: under('crk') });
       expect((await store.get('new'))!.wrapped!.rootKeyLabel).toBe('crk');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("keeps a new key's attributes outside the value index in one column, beside the rows of a key stored before migration 8", async () => {
+    const { path, old } = await databaseAtVersion(7);
+    old.close();
+    const store = new SqliteStore(path);
+    try {
+      const flag = (attr: string, b: boolean): Attribute => ({ name: attr, index: 0, value: { tag: Tag.AttributeValue, type: ItemType.Boolean, value: b } });
+      const attrs = [name('fresh'), len(256), flag('Fresh', true), flag('Extractable', true), date('Initial Date', 1000n)];
+      await store.insert(key('new', { attributes: attrs }));
+      const rowNames = (id: string) => store.db.prepare('SELECT a.name FROM attributes a JOIN objects o ON a.object_seq = o.seq WHERE o.id = ? ORDER BY 1').pluck().all(id);
+      const bagOf = (id: string) => store.db.prepare('SELECT unindexed_attributes FROM objects WHERE id = ?').pluck().get(id) as Buffer | null;
+      expect(rowNames('new')).toEqual(['Initial Date', 'Name']);
+      expect(decodeAttributeBag(bagOf('new')!)).toEqual([len(256), flag('Extractable', true), flag('Fresh', true)]);
+      expect(rowNames('old')).toEqual(['Cryptographic Length', 'Name']);
+      expect(bagOf('old')).toBeNull();
+      expect((await store.get('new'))!.attributes).toEqual([len(256), flag('Extractable', true), flag('Fresh', true), date('Initial Date', 1000n), name('fresh')]);
+      // Locate finds both layouts, by value and by range, alone and with an indexed attribute.
+      const found = async (...matches: LocateQuery['matches']) => (await store.locate({ ...everything, matches })).ids;
+      const lengths = { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 200), upTo: integer(Tag.AttributeValue, 300) };
+      expect(await found(len(256))).toEqual(['new', 'old']);
+      expect(await found(lengths)).toEqual(['new', 'old']);
+      expect(await found(len(256), name('kept'))).toEqual(['old']);
+      expect(await found(flag('Fresh', true), name('fresh'))).toEqual(['new']);
+      // An update keeps each key's layout: the old key's length stays a row, the new key's in its bag.
+      await store.update('old', { replace: new Map([['Cryptographic Length', [len(128)]]]) });
+      await store.update('new', { replace: new Map([['Fresh', [flag('Fresh', false)]], ['Name', [name('renamed')]]]) });
+      expect(rowNames('old')).toEqual(['Cryptographic Length', 'Name']);
+      expect(rowNames('new')).toEqual(['Initial Date', 'Name']);
+      expect((await store.get('old'))!.attributes).toEqual([len(128), name('kept')]);
+      expect((await store.get('new'))!.attributes).toEqual([len(256), flag('Extractable', true), flag('Fresh', false), date('Initial Date', 1000n), name('renamed')]);
+      expect(await found(len(256))).toEqual(['new']);
+      expect(await found(flag('Fresh', true))).toEqual([]);
     } finally {
       await store.close();
     }

@@ -257,7 +257,7 @@ function contract(kind: BackendKind): void {
   it('describes its database', async () => {
     const st = await s.backend.status();
     expect(st.kind).toBe(kind.name);
-    expect(st.schemaVersion).toBe(7);
+    expect(st.schemaVersion).toBe(8);
     expect(st.server).toMatch(kind.name === 'sqlite' ? /^SQLite \d/ : /^PostgreSQL \d/);
     expect(st.durability[kind.name === 'sqlite' ? 'synchronous' : 'synchronous_commit']).toMatch(/^(full|on|remote_apply)$/);
   });

@@ -1,0 +1,268 @@
+// The SQLite store keeps an object's attributes that the value index leaves out (value-index.ts:
+// flags, algorithm and length, digest...) in one column of its objects row, not one attributes row
+// each. Those are 14 of the ~17 attributes of a new key; as rows they were most of the b-tree work
+// of a Create (bench/RESULTS.md, sixteenth and twentieth rounds).
+//
+// objects.unindexed_attributes is NULL for objects stored before that column existed: theirs are
+// all rows. Otherwise it holds exactly the object's unindexed attributes, and none of them is a
+// row.
+//
+// Format: a format byte (2), then per attribute, in (name, index) order, an entry:
+//   FF 01, then escaped: the name's UTF-8 length (1 byte) and bytes, the encoded Attribute Value
+//   item exactly as a row's value column holds it (TTLV: its header gives its length), and the
+//   index (4 bytes, big-endian).
+// Escaped means every FF byte is written FF FE, so FF 01 occurs in a bag only where an entry
+// starts. That makes Locate's equality test a plain byte search that SQLite runs in C:
+// instr(bag, bagEntryPrefix(name, value)) finds an entry whose name and whole value are those
+// (the value is self-delimiting and the prefix cannot start inside another entry). A test through
+// a JavaScript function instead cost ~1 µs per object on the event loop, six times a row scan's
+// time for a broad Locate (sixteenth round); client-chosen bytes in a value cannot fake an entry.
+import { decodeTtlv, encodeTtlv, structure } from '../ttlv/index.js';
+import { Tag } from '../kmip/registry/generated.js';
+import type { Attribute } from '../kmip/attributes.js';
+import Database from 'better-sqlite3';
+import { isValueIndexed, UNINDEXED_ATTRIBUTE_NAMES } from './value-index.js';
+
+/** (name, index) order, as the attributes table's primary key sorts them (names are ASCII). */
+export function byNameAndIndex(a: { readonly name: string; readonly index: number }, b: { readonly name: string; readonly index: number }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : a.index - b.index;
+}
+
+/** An object's attributes as the SQLite store keeps them: rows, and the rest in one bag. */
+export function splitForStorage(attrs: readonly Attribute[]): { rows: Attribute[]; bagged: Attribute[] } {
+  const rows: Attribute[] = [];
+  const bagged: Attribute[] = [];
+  for (const a of attrs) (isValueIndexed(a.name) ? rows : bagged).push(a);
+  return { rows, bagged };
+}
+
+const FORMAT = 2;
+const ESC = 0xff;
+const ENTRY = 0x01;
+const ESCAPED_FF = 0xfe;
+const HEADER = 8;
+const padded = (n: number): number => (n + 7) & ~7;
+
+function malformed(why: string): Error {
+  return new Error(`stored attribute bag is malformed: ${why}`);
+}
+
+/** Bytes [from, to) of `src` escaped into `out` at `at`; returns where it stopped. */
+function putEscaped(out: Buffer, at: number, src: Uint8Array, from: number, to: number): number {
+  for (let i = from; i < to; i++) {
+    const b = src[i]!;
+    out[at++] = b;
+    if (b === ESC) out[at++] = ESCAPED_FF;
+  }
+  return at;
+}
+
+function countFF(src: Uint8Array, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) if (src[i] === ESC) n++;
+  return n;
+}
+
+/** The names that go into bags, encoded once (a Create encodes 14 of them), and read back as these strings (nameOf). */
+const NAME_BYTES = new Map(UNINDEXED_ATTRIBUTE_NAMES.map((n) => [n, Buffer.from(n, 'utf8')]));
+
+function nameBytes(name: string): Buffer {
+  const bytes = NAME_BYTES.get(name) ?? Buffer.from(name, 'utf8');
+  if (bytes.length > 255) throw new Error(`attribute name of ${bytes.length} bytes in an attribute bag`);
+  return bytes;
+}
+
+function inKeyOrder(attrs: readonly Attribute[]): boolean {
+  for (let i = 1; i < attrs.length; i++) if (byNameAndIndex(attrs[i - 1]!, attrs[i]!) > 0) return false;
+  return true;
+}
+
+/**
+ * The bag of `attrs`. A repeated (name, index) throws the error SQLite gives for a repeated
+ * attribute row, so the store refuses it whichever way it keeps the attribute.
+ */
+export function encodeAttributeBag(attrs: readonly Attribute[]): Buffer {
+  const sorted = inKeyOrder(attrs) ? attrs : [...attrs].sort(byNameAndIndex);
+  for (let i = 1; i < sorted.length; i++) {
+    if (byNameAndIndex(sorted[i - 1]!, sorted[i]!) === 0) {
+      throw new Database.SqliteError('UNIQUE constraint failed: attributes.object_seq, attributes.name, attributes.idx', 'SQLITE_CONSTRAINT_PRIMARYKEY');
+    }
+  }
+  const names = sorted.map((a) => nameBytes(a.name));
+  // All values in one encoding (one pass and one buffer, not one per value): the children of a
+  // structure, each found after the one before by its own header.
+  const values = encodeTtlv(structure(Tag.TemplateAttribute, sorted.map((a) => a.value)));
+  const index = Buffer.allocUnsafe(4);
+  let total = 1 + countFF(values, HEADER, values.length);
+  for (let i = 0; i < sorted.length; i++) {
+    index.writeUInt32BE(sorted[i]!.index);
+    // Name bytes are UTF-8, which never holds FF; its length byte may be FF.
+    total += 2 + 1 + (names[i]!.length === ESC ? 1 : 0) + names[i]!.length + 4 + countFF(index, 0, 4);
+  }
+  total += values.length - HEADER;
+  const out = Buffer.allocUnsafe(total); // every byte is written below
+  out[0] = FORMAT;
+  let at = 1;
+  let valueAt = HEADER;
+  for (let i = 0; i < sorted.length; i++) {
+    const name = names[i]!;
+    out[at++] = ESC;
+    out[at++] = ENTRY;
+    out[at++] = name.length;
+    if (name.length === ESC) out[at++] = ESCAPED_FF;
+    at += name.copy(out, at);
+    const valueEnd = valueAt + HEADER + padded(values.readUInt32BE(valueAt + 4));
+    at = putEscaped(out, at, values, valueAt, valueEnd);
+    valueAt = valueEnd;
+    index.writeUInt32BE(sorted[i]!.index);
+    at = putEscaped(out, at, index, 0, 4);
+  }
+  if (at !== total) throw new Error(`attribute bag encoded to ${at} of ${total} bytes`);
+  return out;
+}
+
+/**
+ * What an entry for `name` holding exactly the encoded Attribute Value `value` starts with, in any
+ * bag: `instr(bag, prefix) > 0` is true exactly when the bag holds such an attribute (at any index).
+ */
+export function bagEntryPrefix(name: string, value: Uint8Array): Buffer {
+  const bytes = nameBytes(name);
+  const total = 2 + 1 + (bytes.length === ESC ? 1 : 0) + bytes.length + value.length + countFF(value, 0, value.length);
+  const out = Buffer.allocUnsafe(total);
+  out[0] = ESC;
+  out[1] = ENTRY;
+  out[2] = bytes.length;
+  let at = 3;
+  if (bytes.length === ESC) out[at++] = ESCAPED_FF;
+  at += bytes.copy(out, at);
+  putEscaped(out, at, value, 0, value.length);
+  return out;
+}
+
+const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+/**
+ * One attribute of a bag: where its entry is in the bag; where its unescaped bytes are (in the bag
+ * itself unless the entry holds an escape): the name's length byte at `nameAt - 1`, the name, the
+ * value item from `valueAt` to `valueEnd`, then the index.
+ */
+interface Entry {
+  readonly start: number;
+  readonly end: number;
+  readonly bytes: Buffer;
+  readonly nameAt: number;
+  readonly valueAt: number;
+  readonly valueEnd: number;
+  readonly index: number;
+}
+
+/**
+ * The bag's entries, each checked against its own length as it is read. An array, not a generator,
+ * and no copy of an entry that holds no escape: a cold Get reads a bag (bench/RESULTS.md).
+ */
+function entries(bytes: Buffer): Entry[] {
+  if (bytes.length < 1 || bytes[0] !== FORMAT) throw malformed('unknown format');
+  const out: Entry[] = [];
+  let at = 1;
+  while (at < bytes.length) {
+    if (bytes[at] !== ESC || bytes[at + 1] !== ENTRY) throw malformed('no entry where one should start');
+    const start = at;
+    at += 2;
+    // The entry ends at the next marker or the bag's end; every other FF is an escape's.
+    let end = at;
+    let escapes = 0;
+    for (;;) {
+      const ff = bytes.indexOf(ESC, end);
+      if (ff === -1) {
+        end = bytes.length;
+        break;
+      }
+      if (bytes[ff + 1] === ENTRY) {
+        end = ff;
+        break;
+      }
+      if (bytes[ff + 1] !== ESCAPED_FF) throw malformed('a stray escape byte');
+      escapes++;
+      end = ff + 2;
+    }
+    const body = escapes === 0 ? bytes : unescape(bytes, at, end, escapes);
+    const bodyAt = escapes === 0 ? at : 0;
+    const bodyEnd = bodyAt + end - at - escapes;
+    at = end;
+    const valueAt = bodyAt + 1 + body[bodyAt]!;
+    if (valueAt + HEADER + 4 > bodyEnd) throw malformed('truncated');
+    const valueEnd = valueAt + HEADER + padded(body.readUInt32BE(valueAt + 4));
+    if (valueEnd + 4 !== bodyEnd) throw malformed('an entry of the wrong length');
+    out.push({ start, end: at, bytes: body, nameAt: bodyAt + 1, valueAt, valueEnd, index: body.readUInt32BE(valueEnd) });
+  }
+  return out;
+}
+
+function unescape(bytes: Buffer, from: number, to: number, escapes: number): Buffer {
+  const out = Buffer.allocUnsafe(to - from - escapes);
+  let at = 0;
+  for (let i = from; i < to; i++) {
+    out[at++] = bytes[i]!;
+    if (bytes[i] === ESC) i++; // FF FE: the FE is the escape's
+  }
+  return out;
+}
+
+/** The bag's attributes, in (name, index) order. Throws on anything encodeAttributeBag would not write. */
+export function decodeAttributeBag(bag: Uint8Array): Attribute[] {
+  const out: Attribute[] = [];
+  for (const e of entries(asBuffer(bag))) {
+    const value = decodeTtlv(e.bytes.subarray(e.valueAt, e.valueEnd));
+    if (value.tag !== Tag.AttributeValue) throw malformed('not an Attribute Value');
+    out.push({ name: nameOf(e), index: e.index, value });
+  }
+  return out;
+}
+
+/** The names of the list, by byte length, to find an entry's name without decoding it. */
+const NAMES_BY_LENGTH = new Map<number, [bytes: Buffer, name: string][]>();
+for (const [name, bytes] of NAME_BYTES) NAMES_BY_LENGTH.set(bytes.length, [...(NAMES_BY_LENGTH.get(bytes.length) ?? []), [bytes, name]]);
+
+/** The entry's name: the list's own string where it is one (an internalized string compares by identity). */
+function nameOf(e: Entry): string {
+  for (const [bytes, name] of NAMES_BY_LENGTH.get(e.valueAt - e.nameAt) ?? []) if (e.bytes.compare(bytes, 0, bytes.length, e.nameAt, e.valueAt) === 0) return name;
+  return e.bytes.toString('utf8', e.nameAt, e.valueAt);
+}
+
+/**
+ * `bag` with every instance of the names in `replace` replaced (an empty list deletes them): the
+ * bytes encodeAttributeBag would write for the result. The other entries are copied as they are,
+ * not decoded and encoded again: a key's first Get replaces its Fresh flag this way.
+ */
+export function replaceInBag(bag: Uint8Array, replace: ReadonlyMap<string, readonly Attribute[]>): Buffer {
+  const old = asBuffer(bag);
+  const added = encodeAttributeBag([...replace.values()].flat());
+  const slices: { readonly name: string; readonly index: number; readonly from: Buffer; readonly start: number; readonly end: number }[] = [];
+  for (const e of entries(old)) {
+    const name = nameOf(e);
+    if (!replace.has(name)) slices.push({ name, index: e.index, from: old, start: e.start, end: e.end });
+  }
+  for (const e of entries(added)) slices.push({ name: nameOf(e), index: e.index, from: added, start: e.start, end: e.end });
+  slices.sort(byNameAndIndex); // two sorted runs; no (name, index) in both, as no name is
+  const out = Buffer.allocUnsafe(slices.reduce((n, s) => n + s.end - s.start, 1));
+  out[0] = FORMAT;
+  let at = 1;
+  for (const s of slices) at += s.from.copy(out, at, s.start, s.end);
+  return out;
+}
+
+/**
+ * Whether the bag holds an attribute named `name` whose encoded value is between `low` and `high`
+ * as SQLite compares BLOBs (bytes, then length): Locate's range condition on attribute rows, applied
+ * to the bag. Equality needs no function: see bagEntryPrefix.
+ */
+export function attributeBagHoldsBetween(bag: Uint8Array | null, name: string, low: Uint8Array, high: Uint8Array): boolean {
+  if (bag === null) return false;
+  const wanted = Buffer.from(name, 'utf8');
+  for (const e of entries(asBuffer(bag))) {
+    if (e.valueAt - e.nameAt !== wanted.length || e.bytes.compare(wanted, 0, wanted.length, e.nameAt, e.valueAt) !== 0) continue;
+    const value = e.bytes.subarray(e.valueAt, e.valueEnd);
+    if (Buffer.compare(value, low) >= 0 && Buffer.compare(value, high) <= 0) return true;
+  }
+  return false;
+}
