@@ -63,14 +63,24 @@ function countFF(src: Uint8Array, from: number, to: number): number {
   return n;
 }
 
-/** The names that go into bags, encoded once (a Create encodes 14 of them), and read back as these strings (nameOf). */
-const NAME_BYTES = new Map(UNINDEXED_ATTRIBUTE_NAMES.map((n) => [n, Buffer.from(n, 'utf8')]));
-
-function nameBytes(name: string): Buffer {
-  const bytes = NAME_BYTES.get(name) ?? Buffer.from(name, 'utf8');
+/**
+ * How an entry for `name` starts: the marker, then escaped, the name's length and bytes. The list's
+ * names are encoded once (a Create bags 14 of them).
+ */
+function entryHead(name: string): Buffer {
+  const cached = HEADS.get(name);
+  if (cached) return cached;
+  const bytes = Buffer.from(name, 'utf8');
   if (bytes.length > 255) throw new Error(`attribute name of ${bytes.length} bytes in an attribute bag`);
-  return bytes;
+  const raw = Buffer.concat([Buffer.from([bytes.length]), bytes]);
+  const head = Buffer.alloc(2 + raw.length + countFF(raw, 0, raw.length));
+  head[0] = ESC;
+  head[1] = ENTRY;
+  putEscaped(head, 2, raw, 0, raw.length);
+  return head;
 }
+const HEADS = new Map<string, Buffer>();
+for (const n of UNINDEXED_ATTRIBUTE_NAMES) HEADS.set(n, entryHead(n));
 
 function inKeyOrder(attrs: readonly Attribute[]): boolean {
   for (let i = 1; i < attrs.length; i++) if (byNameAndIndex(attrs[i - 1]!, attrs[i]!) > 0) return false;
@@ -88,7 +98,7 @@ export function encodeAttributeBag(attrs: readonly Attribute[]): Buffer {
       throw new Database.SqliteError('UNIQUE constraint failed: attributes.object_seq, attributes.name, attributes.idx', 'SQLITE_CONSTRAINT_PRIMARYKEY');
     }
   }
-  const names = sorted.map((a) => nameBytes(a.name));
+  const heads = sorted.map((a) => entryHead(a.name));
   // All values in one encoding (one pass and one buffer, not one per value): the children of a
   // structure, each found after the one before by its own header.
   const values = encodeTtlv(structure(Tag.TemplateAttribute, sorted.map((a) => a.value)));
@@ -96,8 +106,7 @@ export function encodeAttributeBag(attrs: readonly Attribute[]): Buffer {
   let total = 1 + countFF(values, HEADER, values.length);
   for (let i = 0; i < sorted.length; i++) {
     index.writeUInt32BE(sorted[i]!.index);
-    // Name bytes are UTF-8, which never holds FF; its length byte may be FF.
-    total += 2 + 1 + (names[i]!.length === ESC ? 1 : 0) + names[i]!.length + 4 + countFF(index, 0, 4);
+    total += heads[i]!.length + 4 + countFF(index, 0, 4);
   }
   total += values.length - HEADER;
   const out = Buffer.allocUnsafe(total); // every byte is written below
@@ -105,12 +114,7 @@ export function encodeAttributeBag(attrs: readonly Attribute[]): Buffer {
   let at = 1;
   let valueAt = HEADER;
   for (let i = 0; i < sorted.length; i++) {
-    const name = names[i]!;
-    out[at++] = ESC;
-    out[at++] = ENTRY;
-    out[at++] = name.length;
-    if (name.length === ESC) out[at++] = ESCAPED_FF;
-    at += name.copy(out, at);
+    at += heads[i]!.copy(out, at);
     const valueEnd = valueAt + HEADER + padded(values.readUInt32BE(valueAt + 4));
     at = putEscaped(out, at, values, valueAt, valueEnd);
     valueAt = valueEnd;
@@ -126,16 +130,9 @@ export function encodeAttributeBag(attrs: readonly Attribute[]): Buffer {
  * bag: `instr(bag, prefix) > 0` is true exactly when the bag holds such an attribute (at any index).
  */
 export function bagEntryPrefix(name: string, value: Uint8Array): Buffer {
-  const bytes = nameBytes(name);
-  const total = 2 + 1 + (bytes.length === ESC ? 1 : 0) + bytes.length + value.length + countFF(value, 0, value.length);
-  const out = Buffer.allocUnsafe(total);
-  out[0] = ESC;
-  out[1] = ENTRY;
-  out[2] = bytes.length;
-  let at = 3;
-  if (bytes.length === ESC) out[at++] = ESCAPED_FF;
-  at += bytes.copy(out, at);
-  putEscaped(out, at, value, 0, value.length);
+  const head = entryHead(name);
+  const out = Buffer.allocUnsafe(head.length + value.length + countFF(value, 0, value.length));
+  putEscaped(out, head.copy(out, 0), value, 0, value.length);
   return out;
 }
 
@@ -221,7 +218,10 @@ export function decodeAttributeBag(bag: Uint8Array): Attribute[] {
 
 /** The names of the list, by byte length, to find an entry's name without decoding it. */
 const NAMES_BY_LENGTH = new Map<number, [bytes: Buffer, name: string][]>();
-for (const [name, bytes] of NAME_BYTES) NAMES_BY_LENGTH.set(bytes.length, [...(NAMES_BY_LENGTH.get(bytes.length) ?? []), [bytes, name]]);
+for (const name of UNINDEXED_ATTRIBUTE_NAMES) {
+  const bytes = Buffer.from(name, 'utf8');
+  NAMES_BY_LENGTH.set(bytes.length, [...(NAMES_BY_LENGTH.get(bytes.length) ?? []), [bytes, name]]);
+}
 
 /** The entry's name: the list's own string where it is one (an internalized string compares by identity). */
 function nameOf(e: Entry): string {
