@@ -139,6 +139,12 @@ export function insertThreadMain(require: NodeRequire): void {
     return out;
   }
 
+  // Made once: db.transaction() defines its wrapper's properties at each call (perf, sqlite-store.ts).
+  const insertAll = db.transaction((meta: InsertBatch['meta'], bytes: Buffer, objects: readonly (readonly [number, number])[]) => {
+    for (const [at, offset] of objects) insertOne(meta, bytes, at, offset);
+  });
+  const insertEach = db.transaction(insertOne);
+
   const codeOf = (err: unknown): string | undefined => {
     const code = (err as { code?: unknown } | null)?.code;
     return typeof code === 'string' ? code : undefined;
@@ -156,15 +162,7 @@ export function insertThreadMain(require: NodeRequire): void {
     const bytes = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
     try {
       try {
-        durably(batch.synchronous, () =>
-          whenUnlocked(() =>
-            db
-              .transaction(() => {
-                for (const [at, offset] of objects) insertOne(batch.meta, bytes, at, offset);
-              })
-              .immediate(),
-          ),
-        );
+        durably(batch.synchronous, () => whenUnlocked(() => insertAll.immediate(batch.meta, bytes, objects)));
         parentPort!.postMessage({ n: batch.n, failed: [] } satisfies InsertReply);
         return;
       } catch (err) {
@@ -176,7 +174,7 @@ export function insertThreadMain(require: NodeRequire): void {
       durably(batch.synchronous, () =>
         objects.forEach(([at, offset], i) => {
           try {
-            whenUnlocked(() => db.transaction(() => insertOne(batch.meta, bytes, at, offset)).immediate());
+            whenUnlocked(() => insertEach.immediate(batch.meta, bytes, at, offset));
           } catch (err) {
             failed.push([i, err instanceof Error ? err.message : String(err), codeOf(err)]);
           }
