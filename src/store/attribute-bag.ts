@@ -258,9 +258,8 @@ export function replaceInBag(bag: Uint8Array, replace: ReadonlyMap<string, reado
  */
 export function attributeBagHoldsBetween(bag: Uint8Array | null, name: string, low: Uint8Array, high: Uint8Array): boolean {
   if (bag === null) return false;
-  const wanted = Buffer.from(name, 'utf8');
   for (const e of entries(asBuffer(bag))) {
-    if (e.valueAt - e.nameAt !== wanted.length || e.bytes.compare(wanted, 0, wanted.length, e.nameAt, e.valueAt) !== 0) continue;
+    if (nameOf(e) !== name) continue;
     const value = e.bytes.subarray(e.valueAt, e.valueEnd);
     if (Buffer.compare(value, low) >= 0 && Buffer.compare(value, high) <= 0) return true;
   }
