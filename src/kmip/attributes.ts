@@ -19,6 +19,32 @@ export interface Attribute {
   readonly value: TtlvItem;
 }
 
+const constants = new WeakSet<Attribute>();
+
+/** Freezes an item tree all the way down; a byte buffer, which cannot be frozen, is refused. */
+function frozenThrough<T>(v: T): T {
+  if (ArrayBuffer.isView(v)) throw new TypeError('a constant attribute cannot hold bytes: they could still be changed');
+  if (v === null || typeof v !== 'object') return v;
+  for (const child of Object.values(v)) frozenThrough(child);
+  return Object.freeze(v);
+}
+
+/**
+ * An attribute made once and shared by every object that has it (the server's flags on each new
+ * key, say). It is frozen all the way down, so whoever encodes it may keep the encoding
+ * (isConstantAttribute): the store's attribute bag does.
+ */
+export function constantAttribute(name: string, value: TtlvItem, index = 0): Attribute {
+  const a = frozenThrough<Attribute>({ name, index, value });
+  constants.add(a);
+  return a;
+}
+
+/** Whether `a` came from constantAttribute: it and its value can never change. */
+export function isConstantAttribute(a: Attribute): boolean {
+  return constants.has(a);
+}
+
 /** Re-tag an item (shallow: children keep their own tags). */
 export function retag(item: TtlvItem, tag: number): TtlvItem {
   return { ...item, tag } as TtlvItem;

@@ -19,7 +19,7 @@
 // time for a broad Locate (sixteenth round); client-chosen bytes in a value cannot fake an entry.
 import { decodeTtlv, encodeTtlv, structure } from '../ttlv/index.js';
 import { Tag } from '../kmip/registry/generated.js';
-import type { Attribute } from '../kmip/attributes.js';
+import { isConstantAttribute, type Attribute } from '../kmip/attributes.js';
 import Database from 'better-sqlite3';
 import { isValueIndexed, UNINDEXED_ATTRIBUTE_NAMES } from './value-index.js';
 
@@ -98,23 +98,34 @@ export function encodeAttributeBag(attrs: readonly Attribute[]): Buffer {
       throw new Database.SqliteError('UNIQUE constraint failed: attributes.object_seq, attributes.name, attributes.idx', 'SQLITE_CONSTRAINT_PRIMARYKEY');
     }
   }
-  const heads = sorted.map((a) => entryHead(a.name));
-  // All values in one encoding (one pass and one buffer, not one per value): the children of a
-  // structure, each found after the one before by its own header.
-  const values = encodeTtlv(structure(Tag.TemplateAttribute, sorted.map((a) => a.value)));
+  // A constant attribute's entry is the same bytes in every bag (most of a new key's are constants).
+  const kept = sorted.map((a) => (isConstantAttribute(a) ? constantEntry(a) : undefined));
+  const fresh = sorted.filter((_, i) => kept[i] === undefined);
+  // The other values in one encoding (one pass and one buffer, not one per value): the children of
+  // a structure, each found after the one before by its own header.
+  const values = encodeTtlv(structure(Tag.TemplateAttribute, fresh.map((a) => a.value)));
   const index = Buffer.allocUnsafe(4);
-  let total = 1 + countFF(values, HEADER, values.length);
+  let total = 1 + countFF(values, HEADER, values.length) + values.length - HEADER;
   for (let i = 0; i < sorted.length; i++) {
+    const entry = kept[i];
+    if (entry) {
+      total += entry.length;
+      continue;
+    }
     index.writeUInt32BE(sorted[i]!.index);
-    total += heads[i]!.length + 4 + countFF(index, 0, 4);
+    total += entryHead(sorted[i]!.name).length + 4 + countFF(index, 0, 4);
   }
-  total += values.length - HEADER;
   const out = Buffer.allocUnsafe(total); // every byte is written below
   out[0] = FORMAT;
   let at = 1;
   let valueAt = HEADER;
   for (let i = 0; i < sorted.length; i++) {
-    at += heads[i]!.copy(out, at);
+    const entry = kept[i];
+    if (entry) {
+      at += entry.copy(out, at);
+      continue;
+    }
+    at += entryHead(sorted[i]!.name).copy(out, at);
     const valueEnd = valueAt + HEADER + padded(values.readUInt32BE(valueAt + 4));
     at = putEscaped(out, at, values, valueAt, valueEnd);
     valueAt = valueEnd;
@@ -123,6 +134,18 @@ export function encodeAttributeBag(attrs: readonly Attribute[]): Buffer {
   }
   if (at !== total) throw new Error(`attribute bag encoded to ${at} of ${total} bytes`);
   return out;
+}
+
+const CONSTANT_ENTRIES = new WeakMap<Attribute, Buffer>();
+
+/** The entry of a constant attribute (isConstantAttribute), encoded once: a one-entry bag without its format byte. */
+function constantEntry(a: Attribute): Buffer {
+  let entry = CONSTANT_ENTRIES.get(a);
+  if (!entry) {
+    const bag = encodeAttributeBag([{ name: a.name, index: a.index, value: a.value }]);
+    CONSTANT_ENTRIES.set(a, (entry = bag.subarray(1)));
+  }
+  return entry;
 }
 
 /**

@@ -8,7 +8,7 @@ import { attributeBagHoldsBetween, bagEntryPrefix, decodeAttributeBag, encodeAtt
 import { UNINDEXED_ATTRIBUTE_NAMES } from '../../src/store/value-index.js';
 import { boolean, byteString, encodeTtlv, enumeration, integer, structure, textString } from '../../src/ttlv/index.js';
 import { HashingAlgorithm, Tag } from '../../src/kmip/registry/generated.js';
-import type { Attribute } from '../../src/kmip/attributes.js';
+import { constantAttribute, isConstantAttribute, type Attribute } from '../../src/kmip/attributes.js';
 
 const len = (bits: number, index = 0): Attribute => ({ name: 'Cryptographic Length', index, value: integer(Tag.AttributeValue, bits) });
 const flag = (name: string, b: boolean): Attribute => ({ name, index: 0, value: boolean(Tag.AttributeValue, b) });
@@ -126,6 +126,30 @@ describe('attribute bag', () => {
     // Every FF in the bag is a marker or escaped: FF is followed by 01 or FE, nothing else.
     for (let i = 0; i < bag.length; i++) if (bag[i] === 0xff) expect([0x01, 0xfe]).toContain(bag[i + 1]);
     expect(() => encodeAttributeBag([{ ...long, name: 'x'.repeat(256) }])).toThrow(/256 bytes/);
+  });
+
+  it('writes a constant attribute (encoded once, then kept) exactly as the same attribute made afresh', () => {
+    // Values and indexes with FF bytes, so the kept entry must carry its escaping.
+    const made = (index: number): Attribute[] => [
+      { name: 'Cryptographic Usage Mask', index, value: integer(Tag.AttributeValue, -1) },
+      { name: 'Random Number Generator', index: 0, value: structure(Tag.AttributeValue, [enumeration(Tag.RNGAlgorithm, 0xffff)]) },
+      flag('Fresh', true),
+    ];
+    const constants = made(0x1ff).map((a) => constantAttribute(a.name, a.value, a.index));
+    expect(constants.every(isConstantAttribute)).toBe(true);
+    expect(made(0x1ff).some(isConstantAttribute)).toBe(false);
+    const afresh = encodeAttributeBag([...made(0x1ff), digest(0xff), len(256)]);
+    // Twice: the first encoding of a constant keeps its entry, the second uses it.
+    for (let i = 0; i < 2; i++) {
+      const kept = encodeAttributeBag([constants[2]!, digest(0xff), constants[0]!, len(256), constants[1]!]);
+      expect(kept.equals(afresh)).toBe(true);
+      expect(decodeAttributeBag(kept)).toEqual([len(256), ...made(0x1ff).slice(0, 1), digest(0xff), flag('Fresh', true), made(0x1ff)[1]]);
+    }
+    // A constant beside an equal attribute is still a repeated attribute.
+    expect(() => encodeAttributeBag([constants[2]!, flag('Fresh', false)])).toThrow(/UNIQUE constraint failed/);
+    // What is kept cannot change: a constant is frozen all the way down, and bytes (which cannot be frozen) are refused.
+    expect(Object.isFrozen(constants[1]!.value) && Object.isFrozen((constants[1]!.value as { value: unknown }).value)).toBe(true);
+    expect(() => constantAttribute('Digest', byteString(Tag.AttributeValue, new Uint8Array(4)))).toThrow(/cannot hold bytes/);
   });
 
   it('refuses a bag that is not one it wrote', () => {
