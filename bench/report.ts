@@ -166,6 +166,15 @@ export function markdownReport(r: BenchResults): string {
   if (t) {
     out.push('', '## Throughput and latency (same workloads, same run)', '');
     out.push(...throughputTable(t));
+    for (const s of [t.kmipd, t.pykmip]) {
+      for (const [w, l] of Object.entries(s?.lengthened ?? {})) {
+        out.push(
+          '',
+          `${s!.server === 'pykmip' ? 'PyKMIP' : s!.server} ${w}: ${l.answers} answer${l.answers === 1 ? '' : 's'} in the ${fmt(l.fromMs / 1000)} s window (p50 ${ms(l.p50Ms)}; ` +
+            `an answer counts when its request was sent and answered in the window), so the row above is one run over ${fmt(l.toMs / 1000)} s.`,
+        );
+      }
+    }
     if (t.pykmipSkipped) out.push('', `PyKMIP: ${t.pykmipSkipped}`);
     if (Object.keys(t.ratios).length) {
       out.push('', '| workload | kmipd ÷ PyKMIP ops/s | PyKMIP p99 ÷ kmipd p99 |', '|---|---:|---:|');

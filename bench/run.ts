@@ -47,7 +47,8 @@ load:
 
 PyKMIP's server (Debian python3-pykmip), same workloads in the same run:
   --no-pykmip              skip it
-  --pykmip-duration S      measured seconds per PyKMIP run (5)
+  --pykmip-duration S      measured seconds per PyKMIP run (5); a workload with fewer than 30
+                           answers in it is run once more over a longer window (at most 60 s)
   --pykmip-seed-keys N     (as --seed-keys: Locate's cost depends on the store size)
 
 other suites:

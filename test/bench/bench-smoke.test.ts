@@ -13,6 +13,7 @@ import { getRequest } from '../../bench/requests.js';
 import { markdownReport, type BenchResults } from '../../bench/report.js';
 import { nodeWith } from '../../bench/targets.js';
 import { cpuIdleDescription } from '../../bench/proc-stats.js';
+import { longerWindowMs } from '../../bench/suites/throughput.js';
 import { encodeTtlv, enumeration, integer, structure } from '../../src/ttlv/index.js';
 import { Operation, ResultReason, ResultStatus, Tag } from '../../src/kmip/registry/generated.js';
 
@@ -83,7 +84,7 @@ describe('answer check', () => {
 describe('report', () => {
   it('gives no ratio where PyKMIP answered nothing, rather than "n/ax"', () => {
     const store = { objects: 0, bytes: 0, bytesPerObject: 0 };
-    const server = (name: string) => ({ server: name, seeded: 0, seedSeconds: 0, workloads: {}, skipped: {}, store });
+    const server = (name: string, lengthened = {}) => ({ server: name, seeded: 0, seedSeconds: 0, workloads: {}, skipped: {}, lengthened, store });
     const md = markdownReport({
       label: 'unit',
       startedAt: '',
@@ -94,13 +95,30 @@ describe('report', () => {
       disk: { start: { syncsPerSec: 1, p50Ms: 1, p99Ms: 1 } },
       generator: { workers: 1, connections: 1, depth: 1 },
       settings: { malloc: 'jemalloc' },
-      throughput: { kmipd: server('kmipd'), pykmip: server('PyKMIP'), pykmipSkipped: undefined, ratios: { locate: { throughput: Infinity, p99: 1932.9 }, get: { throughput: 41.2, p99: 23.6 } } },
+      throughput: { kmipd: server('kmipd'), pykmip: server('pykmip', { locate: { fromMs: 5000, toMs: 19000, answers: 0, p50Ms: 5341.2 } }), pykmipSkipped: undefined, ratios: { locate: { throughput: Infinity, p99: 1932.9 }, get: { throughput: 41.2, p99: 23.6 } } },
       targets: [],
     } as unknown as BenchResults);
     expect(md).toContain('| locate | n/a | 1,932.9x |');
     expect(md).toContain('| get | 41.2x | 23.6x |');
+    expect(md).toContain('PyKMIP locate: 0 answers in the 5 s window (p50 5341.2 ms; an answer counts when its request was sent and answered in the window), so the row above is one run over 19 s.');
     expect(md).toContain('- kmipd: started by bin/kmipd-serve, allocator jemalloc');
     expect(md).toContain('- idle CPUs: cpuidle driver haltpoll, guest_halt_poll_ns 0 (an idle vCPU halts at once)');
+  });
+});
+
+describe('a longer window for a server too slow for its window', () => {
+  const run = (ops: number, p50Ms: number) => ({ ops, connections: 16, depth: 1, latency: { p50Ms } });
+  it('is not asked for when the run saw enough answers, or when no longer window is allowed', () => {
+    expect(longerWindowMs(run(30, 5000), 5000)).toBeUndefined();
+    expect(longerWindowMs(run(0, 5000), 5000, 30, 5000)).toBeUndefined();
+  });
+  it('gives time for the answers wanted at the latency seen, at least twice the window, at most the cap', () => {
+    // PyKMIP's Locate at 1,000 keys: ~5.3 s an answer, none counted in 5 s. 16 lanes answer
+    // ~16 × (W − 5.3) ÷ 5.3 times in W: 30 answers need W ≈ 15.3 s; with 20 % more, 18.4 s.
+    expect(longerWindowMs(run(0, 5341), 5000)).toBe(19_000);
+    expect(longerWindowMs(run(18, 1827), 5000)).toBe(10_000); // twice the window is enough there
+    expect(longerWindowMs(run(0, 40_000), 5000)).toBe(60_000);
+    expect(longerWindowMs(run(0, Number.NaN), 5000)).toBe(60_000); // no latency seen at all
   });
 });
 
