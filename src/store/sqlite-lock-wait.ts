@@ -52,8 +52,10 @@ export class LockWait {
   }
 
   // SQLite applies PRAGMA busy_timeout while preparing the statement, so a statement prepared once
-  // and run again changes nothing: pragma() prepares it each time (a few microseconds).
+  // and run again changes nothing: it is prepared each time. exec(), not pragma(): pragma() also
+  // wraps it in a Statement object and collects its rows, 2.1 against 0.5 µs, and every update
+  // (a key's first Get flips Fresh) sets the timeout twice (bench/RESULTS.md, twenty-first round).
   private setBusyTimeout(ms: number): void {
-    this.db.pragma(`busy_timeout = ${ms}`);
+    this.db.exec(`PRAGMA busy_timeout = ${ms}`);
   }
 }
