@@ -10,7 +10,11 @@ import type { OperationHandler } from './context.js';
 import { isDestroyed, loadObject, targetId } from './common.js';
 import { single } from './object-attributes.js';
 import { encodeSymmetricKey, SERVED_FORMATS } from './symmetric-key.js';
-import type { StoredObject } from '../store/types.js';
+import type { ObjectUpdate, StoredObject } from '../store/types.js';
+import { constantAttribute } from '../kmip/attributes.js';
+
+/** What a key's first Get changes: Fresh becomes false (a constant, whose bag entry the store keeps). */
+const SERVED: ObjectUpdate = { replace: new Map([['Fresh', [constantAttribute('Fresh', boolean(Tag.AttributeValue, false))]]]) };
 
 function flag(obj: StoredObject, name: string): boolean | undefined {
   const v = single(obj.attributes, name)?.value;
@@ -47,7 +51,7 @@ export const get: OperationHandler = async (ctx, payload) => {
   ctx.secrets.push(material);
   // Fresh: true until the object has been served once (1.4 §3.34).
   if (flag(obj, 'Fresh') === true) {
-    await ctx.store.update(id, { replace: new Map([['Fresh', [{ name: 'Fresh', index: 0, value: boolean(Tag.AttributeValue, false) }]]]) });
+    await ctx.store.update(id, SERVED);
   }
   const body =
     symmetric && alg?.type === ItemType.Enumeration && len?.type === ItemType.Integer

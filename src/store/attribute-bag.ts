@@ -260,6 +260,11 @@ function nameOf(e: Entry): string {
 export function replaceInBag(bag: Uint8Array, replace: ReadonlyMap<string, readonly Attribute[]>): Buffer {
   const old = asBuffer(bag);
   const added = encodeAttributeBag([...replace.values()].flat());
+  if (replace.size === 1) {
+    const [name] = replace.keys();
+    const spliced = spliceRun(old, entryHead(name!), added);
+    if (spliced) return spliced;
+  }
   const slices: { readonly name: string; readonly index: number; readonly from: Buffer; readonly start: number; readonly end: number }[] = [];
   for (const e of entries(old)) {
     const name = nameOf(e);
@@ -272,6 +277,36 @@ export function replaceInBag(bag: Uint8Array, replace: ReadonlyMap<string, reado
   let at = 1;
   for (const s of slices) at += s.from.copy(out, at, s.start, s.end);
   return out;
+}
+
+/**
+ * replaceInBag for one name that the bag holds (a key's first Get flips Fresh): its entries are one
+ * run, from the first that starts with `head` to the next that does not, and the new entries
+ * (`added`, a bag of that name only) go in their place, since every entry before sorts before the
+ * name and every entry after, after it. No entry is decoded; decoding all of them and sorting was
+ * most of a flip's 6.2 µs here. Undefined when the bag does not hold the name.
+ */
+function spliceRun(old: Buffer, head: Buffer, added: Buffer): Buffer | undefined {
+  if (old.length < 1 || old[0] !== FORMAT) throw malformed('unknown format');
+  const start = old.indexOf(head, 1); // exact: FF 01 occurs only where an entry starts
+  if (start === -1) return undefined;
+  let end = start;
+  do end = nextEntry(old, end + head.length);
+  while (end + head.length <= old.length && old.compare(head, 0, head.length, end, end + head.length) === 0);
+  const out = Buffer.allocUnsafe(old.length - (end - start) + added.length - 1);
+  let at = old.copy(out, 0, 0, start);
+  at += added.copy(out, at, 1);
+  old.copy(out, at, end);
+  return out;
+}
+
+/** Where the entry after position `from` (inside an entry) starts: its FF 01, or the bag's end. */
+function nextEntry(bag: Buffer, from: number): number {
+  for (let at = from; ; at += 2) {
+    at = bag.indexOf(ESC, at);
+    if (at === -1) return bag.length;
+    if (bag[at + 1] === ENTRY) return at;
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
 // encoded values as rows, whatever bytes a value holds.
 import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { attributeBagHoldsBetween, bagEntryPrefix, decodeAttributeBag, encodeAttributeBag, replaceInBag, splitForStorage } from '../../src/store/attribute-bag.js';
+import { attributeBagHoldsBetween, bagEntryPrefix, byNameAndIndex, decodeAttributeBag, encodeAttributeBag, replaceInBag, splitForStorage } from '../../src/store/attribute-bag.js';
 import { UNINDEXED_ATTRIBUTE_NAMES } from '../../src/store/value-index.js';
 import { boolean, byteString, encodeTtlv, enumeration, integer, structure, textString } from '../../src/ttlv/index.js';
 import { HashingAlgorithm, Tag } from '../../src/kmip/registry/generated.js';
@@ -59,6 +59,31 @@ describe('attribute bag', () => {
       expect(replaced.equals(encodeAttributeBag(expected))).toBe(true);
     }
     expect(() => replaceInBag(bag, new Map([['Fresh', [flag('Fresh', true), flag('Fresh', false)]]]))).toThrow(Database.SqliteError);
+  });
+
+  it('splices one name in place of its run of entries, as encoding the result afresh writes it', () => {
+    // Names that begin like another (Fresh, Fresher), a name of 255 bytes beside one of 1 byte, FF bytes
+    // in values and indexes: the run of a name is found by its entries' heads, not by decoding.
+    const long = 'L'.repeat(255);
+    const attr = (name: string, index: number, v: number): Attribute => ({ name, index, value: integer(Tag.AttributeValue, v) });
+    const attrs = [attr('Fresh', 0, 1), attr('Fresh', 0xff, -1), attr('Fresher', 0, 2), attr('F', 0, 3), attr(long, 0, 4), attr('x', 0, 5), digest(0xff)];
+    const bag = encodeAttributeBag(attrs);
+    const cases: [string, Attribute[]][] = [
+      ['Fresh', [attr('Fresh', 0, 9)]], // two entries become one
+      ['Fresh', []], // deleted
+      ['Fresh', [attr('Fresh', 0, 7), attr('Fresh', 1, 8), attr('Fresh', 0xffff, -1)]], // one becomes three
+      ['Fresher', [attr('Fresher', 0, 6)]],
+      ['F', [attr('F', 3, 3)]],
+      [long, [attr(long, 0, 40)]], // the next entry, 'x', is shorter than the long name's head
+      ['x', []], // the last entry
+      ['Absent', [attr('Absent', 0, 1)]], // not in the bag: placed by sorting
+    ];
+    for (const [name, now] of cases) {
+      const expected = [...attrs.filter((a) => a.name !== name), ...now].sort(byNameAndIndex);
+      const replaced = replaceInBag(bag, new Map([[name, now]]));
+      expect(replaced.equals(encodeAttributeBag(expected)), name.slice(0, 10)).toBe(true);
+      expect(decodeAttributeBag(replaced)).toEqual(expected);
+    }
   });
 
   it('matches a name and an encoded value as SQLite compares the same values in rows', () => {
