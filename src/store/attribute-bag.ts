@@ -261,8 +261,9 @@ export function replaceInBag(bag: Uint8Array, replace: ReadonlyMap<string, reado
   const old = asBuffer(bag);
   const added = encodeAttributeBag([...replace.values()].flat());
   if (replace.size === 1) {
-    const [name] = replace.keys();
-    const spliced = spliceRun(old, entryHead(name!), added);
+    const [name, attrs] = replace.entries().next().value!;
+    // Only attributes of that name can take its place in the order.
+    const spliced = attrs.every((a) => a.name === name) ? spliceRun(old, entryHead(name), added) : undefined;
     if (spliced) return spliced;
   }
   const slices: { readonly name: string; readonly index: number; readonly from: Buffer; readonly start: number; readonly end: number }[] = [];

@@ -77,6 +77,7 @@ describe('attribute bag', () => {
       [long, [attr(long, 0, 40)]], // the next entry, 'x', is shorter than the long name's head
       ['x', []], // the last entry
       ['Absent', [attr('Absent', 0, 1)]], // not in the bag: placed by sorting
+      ['Fresh', [attr('Zed', 0, 1)]], // another name in Fresh's place would break the order: sorted too
     ];
     for (const [name, now] of cases) {
       const expected = [...attrs.filter((a) => a.name !== name), ...now].sort(byNameAndIndex);
