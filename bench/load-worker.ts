@@ -5,8 +5,8 @@
 import { performance } from 'node:perf_hooks';
 import { BenchConnection, readClientMaterial, type ClientMaterial, type Endpoint } from './connection.js';
 import { Histogram } from './histogram.js';
-import { buildRequestTable, discoverVersionsRequest, type OpKind, type RequestTable } from './requests.js';
-import { checkAnswer } from './response.js';
+import { buildRequestTable, discoverVersionsRequest, getRequest, RUNTIME_KINDS, type OpKind, type RequestTable } from './requests.js';
+import { checkAnswer, createdId } from './response.js';
 import type { ConnectJob, FromWorker, HoldJob, LoadJob, RunWindow, ToWorker, WorkerResult } from './worker-protocol.js';
 
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -104,7 +104,7 @@ class LoadRunner {
   constructor(private readonly job: LoadJob) {
     this.table = buildRequestTable(job.keys);
     for (const kind of new Set(job.sequence)) {
-      if (this.table[kind].length === 0) throw new Error(`operation ${kind} needs stored keys, none given`);
+      if (this.table[kind].length === 0 && !RUNTIME_KINDS.has(kind)) throw new Error(`operation ${kind} needs stored keys, none given`);
     }
   }
 
@@ -117,7 +117,8 @@ class LoadRunner {
   async run(w: RunWindow): Promise<WorkerResult> {
     const win = windowFrom(w);
     const histograms = new Map<OpKind, Histogram>();
-    for (const k of this.job.sequence) histograms.set(k, new Histogram());
+    // get-new is a Create until its connection has created a key.
+    for (const k of this.job.sequence.includes('get-new') ? [...this.job.sequence, 'create' as const] : this.job.sequence) histograms.set(k, new Histogram());
     let ops = 0;
     let stopping = false;
     let stoppedAt = Infinity;
@@ -128,11 +129,15 @@ class LoadRunner {
     const lane = async (c: BenchConnection, laneNo: number) => {
       const random = rng(this.job.seed * 7919 + laneNo + 1);
       let step = random() % seq.length;
+      /** The key this connection created last and has not fetched yet (get-new). */
+      let created: string | undefined;
       while (!stopping && c.open) {
-        const kind = seq[step % seq.length]!;
+        let kind = seq[step % seq.length]!;
         step += 1;
+        if (kind === 'get-new' && created === undefined) kind = 'create';
         const reqs = this.table[kind];
-        const req = reqs.length === 1 ? reqs[0]! : reqs[random() % reqs.length]!;
+        const req = kind === 'get-new' ? getRequest(created!) : reqs.length === 1 ? reqs[0]! : reqs[random() % reqs.length]!;
+        if (kind === 'get-new') created = undefined;
         const t0 = performance.now();
         let answer: Buffer;
         try {
@@ -145,6 +150,7 @@ class LoadRunner {
         const t1 = performance.now();
         const check = checkAnswer(answer);
         if (!check.ok) this.errors.add(`${kind}: ${check.failure}`);
+        else if (kind === 'create' && seq.includes('get-new')) created = createdId(answer);
         // Latency: every request sent in the window, even one answered after it (dropping those
         // would flatter the tail). Throughput: answers received in the window.
         if (t0 >= win.start && t0 < Math.min(win.end, stoppedAt)) histograms.get(kind)!.record((t1 - t0) * 1000);

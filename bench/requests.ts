@@ -10,8 +10,10 @@ export const BENCH_VERSION = { major: 1, minor: 2 } as const;
 /**
  * Operations the generator can drive. `dv` is Discover Versions with an empty payload (vCenter's
  * health check). `locate-length` is a Locate that no index narrows (see locateByLengthRequest).
+ * `get-new` is a Get of the key the same connection created last, its first Get (the server marks
+ * it no longer Fresh); before that connection has created one, it is a Create.
  */
-export const OP_KINDS = ['create', 'get', 'get-attributes', 'locate', 'locate-length', 'dv'] as const;
+export const OP_KINDS = ['create', 'get', 'get-attributes', 'locate', 'locate-length', 'dv', 'get-new'] as const;
 export type OpKind = (typeof OP_KINDS)[number];
 
 export function isOpKind(s: string): s is OpKind {
@@ -76,11 +78,18 @@ export interface SeededKey {
   readonly name: string;
 }
 
-/** Pre-encoded requests per operation kind; kinds that address a key have one request per key. */
+/**
+ * Pre-encoded requests per operation kind; kinds that address a key have one request per key.
+ * `get-new` has none: its request names a key created during the run (getRequest, then).
+ */
 export type RequestTable = Readonly<Record<OpKind, readonly Buffer[]>>;
+
+/** Kinds whose requests are encoded while the load runs, not taken from the table. */
+export const RUNTIME_KINDS: ReadonlySet<OpKind> = new Set(['get-new']);
 
 export function buildRequestTable(keys: readonly SeededKey[]): RequestTable {
   return {
+    'get-new': [],
     create: [createRequest()],
     get: keys.map((k) => getRequest(k.id)),
     'get-attributes': keys.map((k) => getAttributesRequest(k.id)),

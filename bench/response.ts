@@ -55,3 +55,27 @@ function batchItemFailure(msg: Buffer, start: number, end: number): string | und
   if (status === undefined) return 'no Result Status';
   return `status ${status}, reason ${reason ?? 'none'}`;
 }
+
+const TEXT_STRING = 0x07;
+
+/**
+ * The Unique Identifier in the payload of the first Batch Item of a successful Create's answer (the
+ * new key's id), read by walking headers as checkAnswer does; undefined if there is none.
+ */
+export function createdId(msg: Buffer): string | undefined {
+  const end = Math.min(msg.length, 8 + (msg.length >= 8 ? msg.readUInt32BE(4) : 0));
+  const item = childOf(msg, 8, end, Tag.BatchItem, STRUCTURE);
+  const payload = item && childOf(msg, item.start, item.end, Tag.ResponsePayload, STRUCTURE);
+  const id = payload && childOf(msg, payload.start, payload.end, Tag.UniqueIdentifier, TEXT_STRING);
+  return id && msg.toString('utf8', id.start, id.end);
+}
+
+/** The first child item with this tag and type among the items from `start` to `end`: where its value is. */
+function childOf(msg: Buffer, start: number, end: number, tag: number, type: number): { start: number; end: number } | undefined {
+  for (let p = start; p + 8 <= end; ) {
+    const len = msg.readUInt32BE(p + 4);
+    if (tagAt(msg, p) === tag && msg[p + 3] === type) return p + 8 + len <= end ? { start: p + 8, end: p + 8 + len } : undefined;
+    p += 8 + padded(len);
+  }
+  return undefined;
+}

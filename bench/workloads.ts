@@ -16,12 +16,14 @@ export const WORKLOADS: Readonly<Record<string, Workload>> = {
   locate: { name: 'locate', sequence: ['locate'] },
   // What vCenter does at a host boot storm: a Discover Versions health check, then the Get.
   vcenter: { name: 'vcenter', sequence: ['dv', 'get'] },
+  // What vCenter does for each VM or disk it encrypts: Create a key, then Get it (its first Get).
+  'new-key': { name: 'new-key', sequence: ['create', 'get-new'] },
   // A mixed day: mostly reads, some lookups, a few new keys.
   mixed: { name: 'mixed', sequence: ['get', 'get-attributes', 'get', 'locate', 'get', 'dv', 'get', 'create'] },
 };
 
 // Read-only workloads first: Create grows the store, and Locate's cost depends on its size.
-export const DEFAULT_WORKLOADS = ['discover', 'get', 'get-attributes', 'locate', 'vcenter', 'create', 'mixed'];
+export const DEFAULT_WORKLOADS = ['discover', 'get', 'get-attributes', 'locate', 'vcenter', 'create', 'new-key', 'mixed'];
 
 /** A named workload, or a custom mix "name=kind:weight+kind:weight" (e.g. "reads=get:8+locate:1"). */
 export function parseWorkload(spec: string): Workload {
@@ -40,5 +42,5 @@ export function parseWorkload(spec: string): Workload {
 }
 
 export function needsKeys(w: Workload): boolean {
-  return w.sequence.some((k) => k !== 'create' && k !== 'dv');
+  return w.sequence.some((k) => k !== 'create' && k !== 'dv' && k !== 'get-new');
 }
