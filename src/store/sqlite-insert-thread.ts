@@ -35,7 +35,7 @@ export interface InsertBatch {
   readonly bytes: Uint8Array;
 }
 
-/** What the main side sends: a batch, or null once, to close the connection and end the thread. */
+/** What the main side sends: a batch (with no object: only a sync), or null once, to close the connection and end the thread. */
 export type InsertThreadMessage = InsertBatch | null;
 
 export type InsertFailure = readonly [index: number, message: string, code: string | undefined];
@@ -62,10 +62,13 @@ export function insertThreadMain(require: NodeRequire): void {
 
   /**
    * Runs `commit` (one or more transactions) durably as synchronous=FULL would, but syncs the WAL
-   * after releasing the write lock (as sqlite-wal-sync.ts does for the serving connection): with
-   * FULL the fsync ran inside the lock, and a second serve process's inserts waited for it (p99
-   * 37 ms against 9 ms, two processes). Below FULL (a bulk loader), commits at that level without
-   * a sync.
+   * after releasing the write lock: with FULL the fsync ran inside the lock, and a second serve
+   * process's inserts waited for it (p99 37 ms against 9 ms, two processes). An fdatasync of the
+   * -wal file covers every frame written to it before it started, by any connection (the serving
+   * one's commits at NORMAL wait for it too: SqliteInsertWriter.syncWal), so it makes those commits
+   * exactly as durable as FULL would; SQLite itself syncs the WAL before a checkpoint copies it into
+   * the database, and the database after, at NORMAL too. Below FULL (a bulk loader), commits at
+   * that level without a sync.
    */
   function durably<T>(wanted: number, commit: () => T): T {
     const level = wanted >= FULL ? NORMAL : wanted;
@@ -75,7 +78,8 @@ export function insertThreadMain(require: NodeRequire): void {
     }
     const result = commit();
     if (wanted >= FULL) {
-      // The -wal file exists once this connection has committed; it lives as long as the connection.
+      // The -wal file exists once a connection has committed (this one, or the serving one before
+      // asking for a sync); it lives as long as the connection.
       walFd ??= openSync(`${data.path}-wal`, 'r');
       fdatasyncSync(walFd);
     }
@@ -161,6 +165,12 @@ export function insertThreadMain(require: NodeRequire): void {
     const objects = starts(batch);
     const bytes = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
     try {
+      if (objects.length === 0) {
+        // Only a sync, for commits of the serving connection (SqliteInsertWriter.syncWal).
+        durably(batch.synchronous, () => undefined);
+        parentPort!.postMessage({ n: batch.n, failed: [] } satisfies InsertReply);
+        return;
+      }
       try {
         durably(batch.synchronous, () => whenUnlocked(() => insertAll.immediate(batch.meta, bytes, objects)));
         parentPort!.postMessage({ n: batch.n, failed: [] } satisfies InsertReply);

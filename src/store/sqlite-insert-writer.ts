@@ -7,6 +7,13 @@
 // one transaction. The thread syncs the WAL after each commit, before its reply, so each insert()
 // resolves only once its object is on disk. Another process holding the write lock makes the
 // thread wait, not the event loop.
+//
+// The serving connection's own commits (a key's first Get flips Fresh; Activate, Revoke...) are
+// made durable by the same syncs (syncWal): the WAL is one file, and an fdatasync of it covers
+// every frame written before it started, by any connection. With a sync of their own on libuv's
+// pool, the two streams of fdatasync queued behind each other at the disk: vCenter's flow for a
+// new key (Create, then Get) ran at ~4,600 operations/s, each Get as slow as a Create
+// (bench/RESULTS.md, twenty-first round).
 import Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { once } from 'node:events';
@@ -84,10 +91,17 @@ const TTLV_HEADER = 8;
 /** A TTLV value's length with its padding: structures' lengths are already multiples of 8. */
 const padded = (length: number): number => (length + 7) & ~7;
 
+interface SyncWaiter {
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
 export class SqliteInsertWriter {
   private thread: Worker | undefined;
   private readonly queued: Pending[] = [];
-  private inFlight: { readonly n: number; readonly batch: readonly Pending[] } | undefined;
+  /** syncWal() callers waiting for the next batch sent. */
+  private readonly syncsQueued: SyncWaiter[] = [];
+  private inFlight: { readonly n: number; readonly batch: readonly Pending[]; readonly syncs: readonly SyncWaiter[] } | undefined;
   private sent = 0;
   private sendScheduled = false;
   private closing = false;
@@ -113,21 +127,46 @@ export class SqliteInsertWriter {
     }
     return new Promise((resolve, reject) => {
       this.queued.push({ obj, ...stored, resolve, reject });
-      if (this.inFlight || this.sendScheduled) return; // goes with the next batch
-      this.sendScheduled = true;
-      // What arrives in the same turn of the event loop shares the batch.
-      setImmediate(() => {
-        this.sendScheduled = false;
-        this.send();
-      });
+      this.sendSoon();
     });
+  }
+
+  /**
+   * Resolves once an fdatasync of the database's -wal file that started after this call has
+   * completed, so that whatever another connection committed to the WAL before the call is on
+   * disk (the serving connection commits with synchronous=NORMAL and waits for this). It rides on
+   * the next batch sent, with no object in it if none is waiting. Below synchronous=FULL (a bulk
+   * loader), nothing is synced, as nothing is for inserts.
+   */
+  syncWal(): Promise<void> {
+    if (this.closing) return Promise.reject(new Error('the store is closed'));
+    return new Promise((resolve, reject) => {
+      this.syncsQueued.push({ resolve, reject });
+      this.sendSoon();
+    });
+  }
+
+  /** Unless a batch is in flight (its reply sends the next) or a send is already due. */
+  private sendSoon(): void {
+    if (this.inFlight || this.sendScheduled) return; // goes with the next batch
+    this.sendScheduled = true;
+    // What arrives in the same turn of the event loop shares the batch.
+    setImmediate(() => {
+      this.sendScheduled = false;
+      this.send();
+    });
+  }
+
+  /** Batches sent to the thread so far, those carrying only syncs included (tests). */
+  get batchesSent(): number {
+    return this.sent;
   }
 
   /** Commits what is queued, waits for every reply, then ends the thread. */
   async close(): Promise<void> {
     this.closing = true;
     this.send();
-    while (this.inFlight || this.queued.length > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
+    while (this.inFlight || this.queued.length > 0 || this.syncsQueued.length > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
     const thread = this.thread;
     if (!thread) return;
     this.thread = undefined;
@@ -138,18 +177,19 @@ export class SqliteInsertWriter {
   }
 
   private send(): void {
-    if (this.inFlight || this.queued.length === 0) return;
+    if (this.inFlight || (this.queued.length === 0 && this.syncsQueued.length === 0)) return;
     const batch = this.queued.splice(0);
+    const syncs = this.syncsQueued.splice(0);
     let message: InsertBatch;
     let thread: Worker;
     try {
       message = pack(++this.sent, batch, this.synchronous());
       thread = this.started();
     } catch (err) {
-      for (const p of batch) p.reject(err);
+      for (const p of [...batch, ...syncs]) p.reject(err);
       return this.settle();
     }
-    this.inFlight = { n: message.n, batch };
+    this.inFlight = { n: message.n, batch, syncs };
     thread.ref(); // a batch in flight keeps the process alive until it is answered
     thread.postMessage(message satisfies InsertThreadMessage, [message.bytes.buffer as ArrayBuffer]); // pack's own buffer
   }
@@ -161,14 +201,16 @@ export class SqliteInsertWriter {
     this.thread?.unref();
     if ('error' in reply) {
       const [message, code] = reply.error;
-      for (const p of flight.batch) p.reject(storeError(message, code));
+      for (const p of [...flight.batch, ...flight.syncs]) p.reject(storeError(message, code));
     } else {
+      // The WAL was synced after the batch's commit, whichever of its objects were refused.
       const failed = new Map(reply.failed.map(([i, message, code]) => [i, storeError(message, code)]));
       flight.batch.forEach((p, i) => {
         const err = failed.get(i);
         if (err) p.reject(err);
         else p.resolve();
       });
+      for (const s of flight.syncs) s.resolve();
     }
     this.settle();
   }
@@ -176,7 +218,7 @@ export class SqliteInsertWriter {
   /** After a batch is done: the next one goes at once (it has waited a commit already), or close() may go on. */
   private settle(): void {
     this.send();
-    if (!this.inFlight && this.queued.length === 0) for (const resolve of this.drained.splice(0)) resolve();
+    if (!this.inFlight && this.queued.length === 0 && this.syncsQueued.length === 0) for (const resolve of this.drained.splice(0)) resolve();
   }
 
   /** The thread stopped: its batch in flight fails (committed or not, it was not acknowledged). */
@@ -185,7 +227,7 @@ export class SqliteInsertWriter {
     this.thread = undefined;
     const flight = this.inFlight;
     this.inFlight = undefined;
-    for (const p of flight?.batch ?? []) p.reject(err);
+    for (const p of [...(flight?.batch ?? []), ...(flight?.syncs ?? [])]) p.reject(err);
     this.settle();
   }
 

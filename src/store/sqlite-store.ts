@@ -9,7 +9,6 @@ import { State, Tag } from '../kmip/registry/generated.js';
 import { dateTime } from '../ttlv/build.js';
 import type { Attribute } from '../kmip/attributes.js';
 import { MIGRATIONS } from './sqlite-migrations.js';
-import { WalSync } from './sqlite-wal-sync.js';
 import { isValueIndexed, sqliteValueIndexCondition } from './value-index.js';
 import { UntilChanged } from './sqlite-change-watch.js';
 import { SqliteAttributeRows } from './sqlite-attribute-rows.js';
@@ -197,7 +196,6 @@ export class SqliteStore implements KeyStore, StoreHealth {
   readonly db: Database.Database;
   private readonly stmts;
 
-  private readonly walSync: WalSync;
   /** Request-path writes wait for another process's lock from the event loop, not inside SQLite. */
   private readonly lockWait: LockWait;
   private readonly attributeRows: SqliteAttributeRows;
@@ -219,7 +217,6 @@ export class SqliteStore implements KeyStore, StoreHealth {
     private readonly fixedLocateStep?: number,
   ) {
     this.db = openSqliteDatabase(path);
-    this.walSync = new WalSync(`${path}-wal`);
     this.recent = new UntilChanged(this.db, MAX_RECENT_OBJECTS, false);
     this.lockWait = new LockWait(this.db);
     this.attributeRows = new SqliteAttributeRows(this.db);
@@ -271,9 +268,10 @@ export class SqliteStore implements KeyStore, StoreHealth {
 
   /**
    * Runs `commit` (one or more transactions) with synchronous=NORMAL, so that committing does not
-   * wait for the disk; `sync()` resolves once what it wrote is on disk, from a WAL sync off the
-   * event loop (see sqlite-wal-sync.ts). Everything else on this connection keeps
-   * synchronous=FULL. A store relaxed for bulk loading is left as it is, and not synced.
+   * wait for the disk; `sync()` resolves once what it wrote is on disk, from the insert thread's
+   * next WAL sync, which new objects' group commit shares (SqliteInsertWriter.syncWal). Everything
+   * else on this connection keeps synchronous=FULL. A store relaxed for bulk loading is left as it
+   * is, and not synced.
    */
   private commitWithoutWaiting<T>(commit: () => T): { result: T; sync: () => Promise<void> } {
     if (this.synchronous !== SYNCHRONOUS_FULL) return { result: commit(), sync: () => Promise.resolve() };
@@ -284,7 +282,7 @@ export class SqliteStore implements KeyStore, StoreHealth {
     } finally {
       this.db.exec('PRAGMA synchronous = FULL');
     }
-    return { result, sync: () => this.walSync.durable() };
+    return { result, sync: () => this.inserts.syncWal() };
   }
 
   /**
@@ -514,10 +512,8 @@ export class SqliteStore implements KeyStore, StoreHealth {
 
   async close(): Promise<void> {
     if (!this.db.open) return;
-    await this.inserts.close(); // what was asked to be stored is committed (or refused) first
-    await this.walSync.settled();
+    await this.inserts.close(); // what was asked to be stored or synced is (or is refused) first
     this.db.close();
-    this.walSync.close();
   }
 }
 

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { SqliteInsertWriter } from '../../src/store/sqlite-insert-writer.js';
+import { LOCK_WAIT_MS } from '../../src/store/sqlite-lock-wait.js';
 import { ObjectType, State, Tag } from '../../src/kmip/registry/generated.js';
 import { bigInteger, boolean, byteString, dateTime, enumeration, integer, interval, longInteger, structure, textString } from '../../src/ttlv/index.js';
 import type { NewObject } from '../../src/store/types.js';
@@ -137,4 +139,45 @@ it('keeps a process alive until close has ended the thread (a script that insert
      console.log('after close');`,
   );
   expect(execFileSync(process.execPath, [script], { encoding: 'utf8' })).toContain('after close');
+});
+
+it('syncs the WAL for the serving connection on its next batch: after the one in flight, one batch for all syncs asked meanwhile', async () => {
+  const writer = new SqliteInsertWriter(path, LOCK_WAIT_MS, () => 2);
+  const tick = () => new Promise((r) => setImmediate(r));
+  try {
+    const a = writer.insert(key('a'));
+    await tick();
+    expect(writer.batchesSent).toBe(1); // a's batch is in the thread
+    // Its fdatasync may have started before a commit made now: these wait for the next batch.
+    const syncs = [writer.syncWal(), writer.syncWal()];
+    let synced = false;
+    void Promise.all(syncs).then(() => (synced = true));
+    await a;
+    expect(synced).toBe(false);
+    await Promise.all(syncs);
+    expect(writer.batchesSent).toBe(2); // one batch, with no object in it, for both
+    // With nothing in flight, a sync gets a batch of its own; one asked beside inserts shares theirs.
+    await writer.syncWal();
+    expect(writer.batchesSent).toBe(3);
+    await Promise.all([writer.insert(key('b')), writer.syncWal(), writer.insert(key('c'))]);
+    expect(writer.batchesSent).toBe(4);
+    expect(readElsewhere('c')?.names).toEqual(['Name']);
+  } finally {
+    await writer.close();
+  }
+  await expect(writer.syncWal()).rejects.toThrow(/closed/);
+});
+
+it('makes an update durable while Creates keep the insert thread busy', async () => {
+  await store.insert(key('x'));
+  const inserts = Array.from({ length: 40 }, (_, i) => store.insert(key(`y${i}`)));
+  const updated = store.update('x', { state: State.Active });
+  expect(await updated).toBe(true);
+  const db = new Database(path, { readonly: true });
+  try {
+    expect(db.prepare('SELECT state FROM objects WHERE id = ?').pluck().get('x')).toBe(State.Active);
+  } finally {
+    db.close();
+  }
+  await Promise.all(inserts);
 });

@@ -1,83 +1,22 @@
-// Group commit off the event loop: an insert is acknowledged only after an fdatasync of the WAL that
-// started after its commit, and concurrent committers share syncs.
+// Durable before acknowledged: an insert, or an update of the serving connection, resolves only
+// after an fdatasync of the WAL that started after its commit (the insert thread's group commit;
+// insert-thread.test.ts has how syncs ride on its batches).
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { WalSync, type FdatasyncFn } from '../../src/store/sqlite-wal-sync.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { State, ObjectType } from '../../src/kmip/registry/generated.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'kmipd-walsync-'));
+  const d = mkdtempSync(join(tmpdir(), 'kmipd-durability-'));
   dirs.push(d);
   return d;
 }
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-/** A real WAL file, and an fdatasync we complete by hand so the ordering can be observed. */
-function manualSync(): { wal: string; sync: FdatasyncFn; started: number[]; finishOne(): void } {
-  const dir = tempDir();
-  const db = new Database(join(dir, 'x.db'));
-  db.pragma('journal_mode = WAL');
-  db.exec('CREATE TABLE t (x)');
-  const pending: (() => void)[] = [];
-  const started: number[] = [];
-  return {
-    wal: join(dir, 'x.db-wal'),
-    started,
-    sync: (fd, cb) => {
-      started.push(fd);
-      pending.push(() => cb(null));
-    },
-    finishOne: () => pending.shift()!(),
-  };
-}
-
-const tick = () => new Promise((r) => setImmediate(r));
-
-describe('WalSync', () => {
-  it('a caller arriving while a sync runs waits for the next one; later callers share it', async () => {
-    const m = manualSync();
-    const w = new WalSync(m.wal, m.sync);
-    const done: string[] = [];
-    void w.durable().then(() => done.push('a'));
-    await tick();
-    void w.durable().then(() => done.push('b'));
-    void w.durable().then(() => done.push('c'));
-    await tick();
-    expect(m.started).toHaveLength(1); // b and c wait: the running sync may predate their commits
-    m.finishOne();
-    await tick();
-    expect(done).toEqual(['a']);
-    expect(m.started).toHaveLength(2); // one sync for both b and c
-    m.finishOne();
-    await tick();
-    expect(done).toEqual(['a', 'b', 'c']);
-    await w.settled();
-    w.close();
-  });
-
-  it('a failed sync fails its callers and the next sync still runs', async () => {
-    const dir = tempDir();
-    const db = new Database(join(dir, 'y.db'));
-    db.pragma('journal_mode = WAL');
-    db.exec('CREATE TABLE t (x)');
-    let fail = true;
-    const w = new WalSync(join(dir, 'y.db-wal'), (fd, cb) => {
-      const f = fail;
-      fail = false;
-      setImmediate(() => cb(f ? Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }) : null));
-    });
-    await expect(w.durable()).rejects.toThrow(/EIO/);
-    await expect(w.durable()).resolves.toBeUndefined();
-    w.close();
-    db.close();
-  });
 });
 
 describe('SqliteStore inserts', () => {
@@ -110,7 +49,7 @@ describe('SqliteStore inserts', () => {
     const dir = tempDir();
     const serving = new SqliteStore(join(dir, 'serving.db'));
     await serving.insert(newObject('a'));
-    // An update commits at NORMAL and syncs the WAL itself; the level it leaves is FULL.
+    // An update commits at NORMAL and waits for the insert thread's next WAL sync; the level it leaves is FULL.
     expect(await serving.update('a', { state: State.Active })).toBe(true);
     expect(serving.db.pragma('synchronous', { simple: true })).toBe(2);
     await serving.close();
