@@ -105,6 +105,7 @@ export function encodeAttributeBag(attrs: readonly Attribute[]): Buffer {
   // a structure, each found after the one before by its own header.
   const values = encodeTtlv(structure(Tag.TemplateAttribute, fresh.map((a) => a.value)));
   const index = Buffer.allocUnsafe(4);
+  const heads: Buffer[] = []; // of the entries not kept
   let total = 1 + countFF(values, HEADER, values.length) + values.length - HEADER;
   for (let i = 0; i < sorted.length; i++) {
     const entry = kept[i];
@@ -113,7 +114,8 @@ export function encodeAttributeBag(attrs: readonly Attribute[]): Buffer {
       continue;
     }
     index.writeUInt32BE(sorted[i]!.index);
-    total += entryHead(sorted[i]!.name).length + 4 + countFF(index, 0, 4);
+    heads[i] = entryHead(sorted[i]!.name);
+    total += heads[i]!.length + 4 + countFF(index, 0, 4);
   }
   const out = Buffer.allocUnsafe(total); // every byte is written below
   out[0] = FORMAT;
@@ -125,7 +127,7 @@ export function encodeAttributeBag(attrs: readonly Attribute[]): Buffer {
       at += entry.copy(out, at);
       continue;
     }
-    at += entryHead(sorted[i]!.name).copy(out, at);
+    at += heads[i]!.copy(out, at);
     const valueEnd = valueAt + HEADER + padded(values.readUInt32BE(valueAt + 4));
     at = putEscaped(out, at, values, valueAt, valueEnd);
     valueAt = valueEnd;
@@ -142,6 +144,7 @@ const CONSTANT_ENTRIES = new WeakMap<Attribute, Buffer>();
 function constantEntry(a: Attribute): Buffer {
   let entry = CONSTANT_ENTRIES.get(a);
   if (!entry) {
+    // A copy, which is not a constant: encoded, not looked up here again.
     const bag = encodeAttributeBag([{ name: a.name, index: a.index, value: a.value }]);
     CONSTANT_ENTRIES.set(a, (entry = bag.subarray(1)));
   }
@@ -188,23 +191,7 @@ function entries(bytes: Buffer): Entry[] {
     if (bytes[at] !== ESC || bytes[at + 1] !== ENTRY) throw malformed('no entry where one should start');
     const start = at;
     at += 2;
-    // The entry ends at the next marker or the bag's end; every other FF is an escape's.
-    let end = at;
-    let escapes = 0;
-    for (;;) {
-      const ff = bytes.indexOf(ESC, end);
-      if (ff === -1) {
-        end = bytes.length;
-        break;
-      }
-      if (bytes[ff + 1] === ENTRY) {
-        end = ff;
-        break;
-      }
-      if (bytes[ff + 1] !== ESCAPED_FF) throw malformed('a stray escape byte');
-      escapes++;
-      end = ff + 2;
-    }
+    const { end, escapes } = entryEnd(bytes, at);
     const body = escapes === 0 ? bytes : unescape(bytes, at, end, escapes);
     const bodyAt = escapes === 0 ? at : 0;
     const bodyEnd = bodyAt + end - at - escapes;
@@ -216,6 +203,20 @@ function entries(bytes: Buffer): Entry[] {
     out.push({ start, end: at, bytes: body, nameAt: bodyAt + 1, valueAt, valueEnd, index: body.readUInt32BE(valueEnd) });
   }
   return out;
+}
+
+/**
+ * Where the entry whose escaped bytes run from `from` ends (the next FF 01, or the bag's end), and
+ * how many escapes it holds: every FF before that end must be an escape's (FF FE).
+ */
+function entryEnd(bytes: Buffer, from: number): { end: number; escapes: number } {
+  let escapes = 0;
+  for (let at = from; ; at += 2, escapes++) {
+    at = bytes.indexOf(ESC, at);
+    if (at === -1) return { end: bytes.length, escapes };
+    if (bytes[at + 1] === ENTRY) return { end: at, escapes };
+    if (bytes[at + 1] !== ESCAPED_FF) throw malformed('a stray escape byte');
+  }
 }
 
 function unescape(bytes: Buffer, from: number, to: number, escapes: number): Buffer {
@@ -292,22 +293,13 @@ function spliceRun(old: Buffer, head: Buffer, added: Buffer): Buffer | undefined
   const start = old.indexOf(head, 1); // exact: FF 01 occurs only where an entry starts
   if (start === -1) return undefined;
   let end = start;
-  do end = nextEntry(old, end + head.length);
+  do end = entryEnd(old, end + head.length).end;
   while (end + head.length <= old.length && old.compare(head, 0, head.length, end, end + head.length) === 0);
   const out = Buffer.allocUnsafe(old.length - (end - start) + added.length - 1);
   let at = old.copy(out, 0, 0, start);
   at += added.copy(out, at, 1);
   old.copy(out, at, end);
   return out;
-}
-
-/** Where the entry after position `from` (inside an entry) starts: its FF 01, or the bag's end. */
-function nextEntry(bag: Buffer, from: number): number {
-  for (let at = from; ; at += 2) {
-    at = bag.indexOf(ESC, at);
-    if (at === -1) return bag.length;
-    if (bag[at + 1] === ENTRY) return at;
-  }
 }
 
 /**

@@ -191,6 +191,8 @@ describe('attribute bag', () => {
     const stray = Buffer.from(bag);
     stray[stray.length - 2] = 0xff;
     expect(() => decodeAttributeBag(stray)).toThrow(/malformed/);
+    // Splicing in a new Fresh reads Fresh's entry to its end, and refuses it too.
+    expect(() => replaceInBag(stray, new Map([['Fresh', [flag('Fresh', false)]]]))).toThrow(/stray escape/);
     // An entry whose value is not tagged Attribute Value.
     const wrongTag = Buffer.from(bag);
     wrongTag.writeUIntBE(Tag.AttributeName, 1 + 2 + 1 + 'Cryptographic Length'.length, 3);
