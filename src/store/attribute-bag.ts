@@ -28,12 +28,15 @@ export function byNameAndIndex(a: { readonly name: string; readonly index: numbe
   return a.name < b.name ? -1 : a.name > b.name ? 1 : a.index - b.index;
 }
 
-/** An object's attributes as the SQLite store keeps them: rows, and the rest in one bag. */
-export function splitForStorage(attrs: readonly Attribute[]): { rows: Attribute[]; bagged: Attribute[] } {
+/**
+ * An object's attributes as the SQLite store keeps them: those the value index holds as rows, the
+ * rest in one bag (encodeAttributeBag, which throws for a repeated attribute).
+ */
+export function storedForm(attrs: readonly Attribute[]): { rows: Attribute[]; bag: Buffer } {
   const rows: Attribute[] = [];
   const bagged: Attribute[] = [];
   for (const a of attrs) (isValueIndexed(a.name) ? rows : bagged).push(a);
-  return { rows, bagged };
+  return { rows, bag: encodeAttributeBag(bagged) };
 }
 
 const FORMAT = 2;

@@ -23,7 +23,7 @@ import { Tag } from '../kmip/registry/generated.js';
 import type { NewObject } from './types.js';
 import type { Attribute } from '../kmip/attributes.js';
 import { attributeInsertSql, ROWS_PER_INSERT } from './sqlite-attribute-rows.js';
-import { encodeAttributeBag, splitForStorage } from './attribute-bag.js';
+import { storedForm } from './attribute-bag.js';
 import { insertThreadMain, type InsertBatch, type InsertReply, type InsertThreadData, type InsertThreadMessage } from './sqlite-insert-thread.js';
 
 const INSERT_OBJECT_SQL = `INSERT INTO objects (id, tenant, object_type, state, root_key_label, wrap_mechanism, wrapped_key, created_at, unindexed_attributes)
@@ -120,8 +120,7 @@ export class SqliteInsertWriter {
     let stored: { rows: Attribute[]; bag: Buffer };
     try {
       // Here, not in pack: a repeated attribute refuses this object, not its whole batch.
-      const { rows, bagged } = splitForStorage(obj.attributes);
-      stored = { rows, bag: encodeAttributeBag(bagged) };
+      stored = storedForm(obj.attributes);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -14,7 +14,7 @@ import { UntilChanged } from './sqlite-change-watch.js';
 import { SqliteAttributeRows } from './sqlite-attribute-rows.js';
 import { LockWait, LOCK_WAIT_MS } from './sqlite-lock-wait.js';
 import { SqliteInsertWriter } from './sqlite-insert-writer.js';
-import { attributeBagHoldsBetween, bagEntryPrefix, byNameAndIndex, decodeAttributeBag, encodeAttributeBag, replaceInBag, splitForStorage } from './attribute-bag.js';
+import { attributeBagHoldsBetween, bagEntryPrefix, byNameAndIndex, decodeAttributeBag, replaceInBag, storedForm } from './attribute-bag.js';
 import { wrappedKeyOf, type KeyStore, type LocateQuery, type LocateResult, type NewObject, type ObjectUpdate, type StoreHealth, type StoredObject } from './types.js';
 
 interface ObjectRow {
@@ -393,8 +393,8 @@ export class SqliteStore implements KeyStore, StoreHealth {
       const row = this.stmts.objectById.get(obj.id) as ObjectRow | undefined;
       if (!row) return;
       const w = obj.wrapped;
-      const { rows, bagged } = splitForStorage(obj.attributes);
-      this.stmts.restoreObject.run(obj.state, w?.rootKeyLabel ?? null, w?.mechanism ?? null, w ? Buffer.from(w.blob) : null, encodeAttributeBag(bagged), row.seq);
+      const { rows, bag } = storedForm(obj.attributes);
+      this.stmts.restoreObject.run(obj.state, w?.rootKeyLabel ?? null, w?.mechanism ?? null, w ? Buffer.from(w.blob) : null, bag, row.seq);
       this.stmts.deleteAllAttributes.run(row.seq);
       this.attributeRows.insert(row.seq, rows);
     }).immediate()));
