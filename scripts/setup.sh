@@ -50,8 +50,9 @@ if [ "$want_postgres" = 1 ]; then
 fi
 
 # Install when node_modules is missing or older than the lockfile. `npm install` rather than
-# `npm ci`: the registry mirror serves only this platform's optional packages (e.g. rollup's
-# native builds), so the lockfile lacks the other platforms' entries and `npm ci` calls it stale.
+# `npm ci`: a registry mirror may serve only its own platform's optional packages (e.g. rollup's
+# native builds); a lockfile written there lacks the other platforms' entries, and `npm ci` calls
+# it stale where `npm install` completes it.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm install"
   npm install --no-audit --no-fund
