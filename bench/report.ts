@@ -7,6 +7,7 @@ import type { KeyScaleResult } from './suites/key-scale.js';
 import type { ProfiledRun } from './suites/profile.js';
 import type { SlowHsmResult } from './suites/slow-hsm.js';
 import type { ConcurrencyResult } from './suites/concurrency.js';
+import type { ComparisonResult } from './suites/compare.js';
 import { formatProfile } from './profile-summary.js';
 import type { DiskProbe } from './disk-probe.js';
 import type { ComponentCost } from './components.js';
@@ -32,6 +33,7 @@ export interface BenchResults {
   readonly profiles?: ProfiledRun[];
   readonly components?: ComponentCost[];
   readonly slowHsm?: SlowHsmResult;
+  readonly comparison?: ComparisonResult;
   readonly targets: TargetCheck[];
 }
 
@@ -145,6 +147,25 @@ function throughputTable(t: ThroughputResult): string[] {
   return out;
 }
 
+function comparisonSection(c: ComparisonResult): string[] {
+  const out = ['', '## This checkout against another build (alternated pairs)', ''];
+  out.push(`- this checkout: ${c.checkout}`, `- the other build: ${c.other}`);
+  out.push('- each pair is one run of each build, back to back; the build that runs first swaps from pair to pair', '');
+  out.push(
+    '| workload | this checkout, ops/s by pair | the other, ops/s by pair | ratio by pair | **median ratio** | server CPU per op, this ÷ other (median) | p99, this / other (medians) | errors, this / other |',
+    '|---|---|---|---|---:|---:|---|---|',
+  );
+  const list = (xs: readonly number[], f: (n: number) => string) => xs.map(f).join(' / ');
+  const ratio = (n: number) => (Number.isFinite(n) ? `x${fmt(n, 3)}` : 'n/a');
+  for (const [w, x] of Object.entries(c.workloads)) {
+    out.push(
+      `| ${w} | ${list(x.pairs.map((p) => p.checkout.opsPerSec), rate)} | ${list(x.pairs.map((p) => p.other.opsPerSec), rate)} | ${list(x.ratios, ratio)} | **${ratio(x.medianRatio)}** | ` +
+        `${ratio(x.medianCpuRatio)} | ${ms(x.checkout.latency.p99Ms)} / ${ms(x.other.latency.p99Ms)} | ${errorsCell(x.checkout)} / ${errorsCell(x.other)} |`,
+    );
+  }
+  return out;
+}
+
 export function markdownReport(r: BenchResults): string {
   const out: string[] = [];
   out.push(`# kmipd benchmark: ${r.label}`, '');
@@ -159,9 +180,12 @@ export function markdownReport(r: BenchResults): string {
   out.push(`- kmipd: started by bin/kmipd-serve, allocator ${String(r.settings['malloc'] ?? 'system (before --malloc)')}`);
   if (typeof r.settings['keysAhead'] === 'boolean') out.push(`- kmipd: \`hsm.makeKeysAhead\` ${r.settings['keysAhead'] ? 'on' : 'off'}`);
   out.push(`- load generator: ${r.generator.workers} worker processes, ${r.generator.connections} connections, ${r.generator.depth} request(s) in flight per connection, on the same machine`);
-  out.push('', '## Targets', '', '| target | measured | met |', '|---|---|---|');
+  out.push('', '## Targets', '');
+  if (r.targets.length === 0) out.push('None: no suite of this run measures one.');
+  else out.push('| target | measured | met |', '|---|---|---|');
   for (const t of r.targets) out.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? 'not measured at full scale' : t.met ? 'yes' : '**no**'} |`);
 
+  if (r.comparison) out.push(...comparisonSection(r.comparison));
   const t = r.throughput;
   if (t) {
     out.push('', '## Throughput and latency (same workloads, same run)', '');

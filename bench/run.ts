@@ -18,12 +18,14 @@ import { runProfiles } from './suites/profile.js';
 import { runComponents } from './suites/components.js';
 import { runConcurrency } from './suites/concurrency.js';
 import { runSlowHsm } from './suites/slow-hsm.js';
+import { runComparison } from './suites/compare.js';
+import { describeCheckout, prepareOtherBuild, type OtherBuild } from './other-build.js';
 import { runThroughput } from './suites/throughput.js';
 import { BENCH_DIR, closeWorkers, REPO_ROOT } from './worker-group.js';
 import { killAllServers, type Malloc } from './targets.js';
 import { DEFAULT_WORKLOADS, parseWorkload } from './workloads.js';
 
-const SUITES = ['throughput', 'concurrency', 'handshakes', 'idle', 'keyscale', 'components', 'profile', 'slowhsm'] as const;
+const SUITES = ['throughput', 'concurrency', 'handshakes', 'idle', 'keyscale', 'components', 'profile', 'slowhsm', 'compare'] as const;
 type Suite = (typeof SUITES)[number];
 
 const HELP = `usage: npm run bench -- [options]
@@ -31,6 +33,12 @@ const HELP = `usage: npm run bench -- [options]
 suites (default: throughput,concurrency,handshakes,idle,keyscale,components):
   --suites LIST            comma-separated: ${SUITES.join(', ')}
   --quick                  small, short settings (a smoke run of every suite in about a minute)
+
+before and after a change:
+  --compare REF            run the workloads on this checkout and on REF (a git revision of this
+                           repository, checked out and built in the scratch folder, or a folder
+                           holding a built kmipd) in alternated pairs, --repeat pairs each, and
+                           report the ratios; the suite 'compare', which is then the default
 
 load:
   --connections N          persistent connections for the throughput workloads (16)
@@ -114,6 +122,7 @@ async function main(): Promise<void> {
       malloc: { type: 'string' },
       'slow-hsm-workloads': { type: 'string' },
       'server-processes': { type: 'string' },
+      compare: { type: 'string' },
       label: { type: 'string' },
       out: { type: 'string' },
       keep: { type: 'boolean' },
@@ -139,8 +148,10 @@ async function main(): Promise<void> {
     if (v !== 'on' && v !== 'off') throw new Error(`--${name} takes on and/or off, got ${JSON.stringify(v)}`);
     return v === 'on';
   };
-  const suites = (values.suites ?? 'throughput,concurrency,handshakes,idle,keyscale,components').split(',').map((s) => s.trim());
+  const defaultSuites = values.compare === undefined ? 'throughput,concurrency,handshakes,idle,keyscale,components' : 'compare';
+  const suites = (values.suites ?? defaultSuites).split(',').map((s) => s.trim());
   for (const s of suites) if (!(SUITES as readonly string[]).includes(s)) throw new Error(`unknown suite ${s} (known: ${SUITES.join(', ')})`);
+  if (suites.includes('compare') && values.compare === undefined) throw new Error('the compare suite needs --compare REF (what to compare this checkout with)');
   const want = (s: Suite) => suites.includes(s);
 
   const connections = num('connections', values.connections, 16, 4);
@@ -183,14 +194,30 @@ async function main(): Promise<void> {
     malloc: malloc satisfies Malloc,
     log: (msg) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`),
   };
-  const settings = { load, repeat, workloads: workloads.map((w) => w.name), seedKeys, pykmip, sizes, idle, handshakeMs, quick, serverProcesses, malloc, ...(keysAhead === undefined ? {} : { keysAhead }) };
+  const settings = {
+    load,
+    repeat,
+    workloads: workloads.map((w) => w.name),
+    seedKeys,
+    pykmip,
+    sizes,
+    idle,
+    handshakeMs,
+    quick,
+    serverProcesses,
+    malloc,
+    ...(keysAhead === undefined ? {} : { keysAhead }),
+    ...(values.compare === undefined ? {} : { compare: values.compare }),
+  };
   ctx.log(`bench: suites ${suites.join(', ')}; scratch ${workDir}; results ${outDir}`);
 
+  let otherBuild: OtherBuild | undefined;
   // The whole run is bounded: past --max-minutes everything this process started is killed.
   const abandon = (why: string, code: number) => {
     ctx.log(`bench: ${why}; stopping the servers and load generators`);
     killAllServers();
     closeWorkers();
+    otherBuild?.remove();
     if (!values.keep) rmSync(workDir, { recursive: true, force: true });
     process.exit(code);
   };
@@ -226,6 +253,18 @@ async function main(): Promise<void> {
 
   return (async () => {
     try {
+      if (want('compare')) {
+        otherBuild = await prepareOtherBuild(REPO_ROOT, values.compare!, workDir, ctx.log);
+        const otherDir = join(workDir, 'other-build');
+        mkdirSync(otherDir, { recursive: true });
+        partial.comparison = await runComparison(
+          ctx,
+          { ...ctx, root: otherBuild.root, workDir: otherDir },
+          { checkout: await describeCheckout(REPO_ROOT), other: otherBuild.label },
+          { workloads, load, pairs: repeat, seedKeys },
+        );
+        save(false);
+      }
       if (want('throughput')) {
         partial.throughput = await runThroughput(ctx, { workloads, load, repeat, seedKeys, pykmip });
         save(false);
@@ -296,6 +335,7 @@ async function main(): Promise<void> {
       ctx.log(`bench: done; ${results.targets.length - failed} of ${results.targets.length} targets met or not measured at full scale; results in ${outDir}`);
     } finally {
       closeWorkers();
+      otherBuild?.remove();
       clearTimeout(deadline);
       if (!values.keep) rmSync(workDir, { recursive: true, force: true });
     }

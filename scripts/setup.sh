@@ -18,6 +18,10 @@ command -v make >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 || packages+=(
 if [ "$want_test" = 1 ] && ! /usr/bin/python3 -c 'import kmip' >/dev/null 2>&1; then
   packages+=(python3-pykmip)
 fi
+# git: the tests of the bench's --compare check out a revision of a throwaway repository.
+if [ "$want_test" = 1 ] && ! command -v git >/dev/null 2>&1; then
+  packages+=(git)
+fi
 # The cluster tests start their own throwaway PostgreSQL (Debian's initdb and pg_ctl), on loopback.
 want_postgres=0
 if [ "$want_test" = 1 ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then

@@ -1,0 +1,203 @@
+// `npm run bench -- --compare REF`: this checkout against another build in alternated pairs.
+// The pairing and its ratios on made-up figures; the other build prepared from a real git
+// revision (a throwaway repository holding this checkout's sources, built with tsc); and a
+// short run of the suite against real servers. No timing is asserted.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { ROOT, tempDir } from '../helpers/kmipd.js';
+import { comparePairs, firstOfPair, type Pair } from '../../bench/suites/compare.js';
+import { isBuiltCheckout, prepareOtherBuild } from '../../bench/other-build.js';
+import { markdownReport, type BenchResults } from '../../bench/report.js';
+import type { LoadFigures } from '../../bench/measure.js';
+
+const run = promisify(execFile);
+const VITE_NODE = join(ROOT, 'node_modules/vite-node/vite-node.mjs');
+
+function figures(opsPerSec: number, serverCores: number, p99Ms = 1): LoadFigures {
+  const latency = { count: opsPerSec, meanMs: p99Ms / 2, p50Ms: p99Ms / 2, p99Ms, p999Ms: p99Ms, maxMs: p99Ms };
+  return {
+    server: 'kmipd',
+    workload: 'get',
+    connections: 16,
+    workers: 2,
+    depth: 1,
+    opsPerSec,
+    ops: opsPerSec,
+    windowMs: 1000,
+    latency,
+    byOperation: {},
+    errors: {},
+    errorCount: 0,
+    serverCores,
+    generatorCores: 0.3,
+    serverRssMiB: 100,
+  };
+}
+
+describe('pairs', () => {
+  it('swap the side that runs first from pair to pair', () => {
+    // Runs C O, O C, C O, O C: a drift of the machine over the run favours neither side.
+    expect([0, 1, 2, 3].map(firstOfPair)).toEqual(['checkout', 'other', 'checkout', 'other']);
+  });
+
+  it('give a ratio per pair and their median, for ops/s and for server CPU per operation', () => {
+    const pairs: Pair[] = [
+      { first: 'checkout', checkout: figures(1100, 1.0), other: figures(1000, 1.0) },
+      { first: 'other', checkout: figures(900, 0.9), other: figures(1000, 1.2) },
+      { first: 'checkout', checkout: figures(1300, 1.0), other: figures(1000, 1.0) },
+    ];
+    const c = comparePairs(pairs);
+    expect(c.ratios).toEqual([1.1, 0.9, 1.3]);
+    expect(c.medianRatio).toBeCloseTo(1.1, 12);
+    // CPU per op: (1.0/1100)/(1.0/1000), (0.9/900)/(1.2/1000), (1.0/1300)/(1.0/1000)
+    expect(c.cpuRatios[0]).toBeCloseTo(1000 / 1100, 12);
+    expect(c.cpuRatios[1]).toBeCloseTo(1 / 1.2, 12);
+    expect(c.cpuRatios[2]).toBeCloseTo(1000 / 1300, 12);
+    expect(c.medianCpuRatio).toBeCloseTo(1 / 1.2, 12);
+    expect(c.checkout.opsPerSec).toBe(1100);
+    expect(c.other.opsPerSec).toBe(1000);
+    expect(c.checkout.opsPerSecRange).toEqual([900, 1300]);
+  });
+
+  it('leave out of the median a pair whose other side answered nothing', () => {
+    const c = comparePairs([
+      { first: 'checkout', checkout: figures(1200, 1.0), other: figures(1000, 1.0) },
+      { first: 'other', checkout: figures(1000, 1.0), other: figures(0, 0) },
+    ]);
+    expect(c.ratios[1]).toBeNaN();
+    expect(c.medianRatio).toBeCloseTo(1.2, 12);
+    expect(() => comparePairs([])).toThrow(/no pairs/);
+  });
+
+  it('are reported with each pair, the median ratio and both builds named', () => {
+    const c = comparePairs([
+      { first: 'checkout', checkout: figures(8123, 1.1, 4.5), other: figures(7000, 1.1, 5) },
+      { first: 'other', checkout: figures(8000, 1.1, 4.4), other: figures(8000, 1.1, 4.6) },
+    ]);
+    const md = markdownReport({
+      label: 'unit',
+      startedAt: '',
+      finishedAt: '',
+      command: '',
+      machine: { cpus: 2, model: 'test', memoryGiB: 1, node: 'v20', kernel: '6' },
+      loadAverage: { start: [0, 0, 0] },
+      disk: { start: { syncsPerSec: 1, p50Ms: 1, p99Ms: 1 } },
+      generator: { workers: 2, connections: 16, depth: 1 },
+      settings: {},
+      comparison: { checkout: 'abc123+changes', other: 'HEAD~1 (def456)', workloads: { create: c } },
+      targets: [],
+    } as unknown as BenchResults);
+    expect(md).toContain('- this checkout: abc123+changes');
+    expect(md).toContain('- the other build: HEAD~1 (def456)');
+    expect(md).toContain('| create | 8,123 / 8,000 | 7,000 / 8,000 | x1.160 / x1.000 | **x1.080** |');
+    expect(md).toContain('None: no suite of this run measures one.');
+  });
+});
+
+describe('the other build', () => {
+  let repo: ReturnType<typeof tempDir>;
+  let scratch: ReturnType<typeof tempDir>;
+  let commit: string;
+
+  beforeAll(async () => {
+    // A repository of its own, so that the test does not depend on how this checkout was made
+    // (CI may not hand out a git clone). Its node_modules is this checkout's, as for a worktree.
+    repo = tempDir('kmipd-compare-repo-');
+    scratch = tempDir('kmipd-compare-scratch-');
+    for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) cpSync(join(ROOT, f), join(repo.path, f));
+    for (const d of ['src', 'bin']) cpSync(join(ROOT, d), join(repo.path, d), { recursive: true });
+    writeFileSync(join(repo.path, '.gitignore'), 'node_modules\ndist\n');
+    symlinkSync(join(ROOT, 'node_modules'), join(repo.path, 'node_modules'), 'dir');
+    const git = (...args: string[]) => run('git', ['-c', 'user.name=kmipd test', '-c', 'user.email=test@kmipd.invalid', ...args], { cwd: repo.path, maxBuffer: 16 << 20 });
+    await git('init', '--quiet');
+    await git('add', '-A');
+    await git('commit', '--quiet', '-m', 'sources');
+    commit = (await git('rev-parse', 'HEAD')).stdout.trim();
+  });
+  afterAll(() => {
+    repo?.remove();
+    scratch?.remove();
+  });
+
+  it('is a git revision checked out into the scratch folder, built, and removed afterwards', async () => {
+    const logs: string[] = [];
+    const other = await prepareOtherBuild(repo.path, 'HEAD', scratch.path, (m) => logs.push(m));
+    try {
+      expect(other.root.startsWith(scratch.path)).toBe(true);
+      expect(other.commit).toBe(commit.slice(0, 12));
+      expect(other.label).toBe(`HEAD (${commit.slice(0, 12)})`);
+      expect(isBuiltCheckout(other.root)).toBe(true);
+      // The same lockfile: this checkout's dependencies, linked, not installed again.
+      expect(logs.some((l) => l.includes('npm ci'))).toBe(false);
+      const { stdout } = await run(process.execPath, [join(other.root, 'bin/kmipd.js'), '--help'], { cwd: other.root });
+      expect(stdout).toContain('serve');
+    } finally {
+      other.remove();
+    }
+    expect(existsSync(other.root)).toBe(false);
+    const { stdout } = await run('git', ['worktree', 'list'], { cwd: repo.path });
+    expect(stdout).not.toContain(other.root);
+  }, 120_000);
+
+  it('is a folder holding a built kmipd, used as it is and left in place', async () => {
+    const other = await prepareOtherBuild(repo.path, ROOT, scratch.path, () => undefined);
+    expect(other.root).toBe(resolve(ROOT));
+    other.remove();
+    expect(isBuiltCheckout(ROOT)).toBe(true);
+  });
+
+  it('is refused with a reason when it is neither', async () => {
+    await expect(prepareOtherBuild(repo.path, 'no-such-revision', scratch.path, () => undefined)).rejects.toThrow(/neither a folder nor a git revision/);
+    const empty = join(scratch.path, 'not-built');
+    mkdirSync(empty);
+    await expect(prepareOtherBuild(repo.path, empty, scratch.path, () => undefined)).rejects.toThrow(/no built kmipd there/);
+  });
+});
+
+describe('the compare suite (smoke run against two servers)', () => {
+  let out: ReturnType<typeof tempDir>;
+  let results: BenchResults;
+
+  beforeAll(async () => {
+    out = tempDir('kmipd-bench-compare-');
+    // The other build is this checkout's own folder: the pairing, both servers and the report run
+    // for real; the git path is tested above.
+    // prettier-ignore
+    await run(
+      process.execPath,
+      [
+        VITE_NODE, join(ROOT, 'bench/run.ts'), '--', '--quick', '--compare', ROOT,
+        '--workloads', 'get,create', '--connections', '4', '--duration', '0.5', '--warmup', '0.1',
+        '--repeat', '2', '--seed-keys', '20', '--max-minutes', '3', '--out', out.path, '--label', 'smoke-compare',
+      ],
+      { cwd: ROOT, maxBuffer: 16 << 20, timeout: 200_000 },
+    );
+    results = JSON.parse(readFileSync(join(out.path, 'results.json'), 'utf8')) as BenchResults;
+  }, 220_000);
+  afterAll(() => out?.remove());
+
+  it('runs each workload in pairs on both builds, with zero errors, and reports the ratios', () => {
+    const c = results.comparison!;
+    expect(results.throughput).toBeUndefined();
+    expect(c.other).toBe(resolve(ROOT));
+    expect(Object.keys(c.workloads)).toEqual(['get', 'create']);
+    for (const [name, w] of Object.entries(c.workloads)) {
+      expect(w.pairs.map((p) => p.first)).toEqual(['checkout', 'other']);
+      for (const p of w.pairs) {
+        for (const f of [p.checkout, p.other]) {
+          expect(f.errorCount, `${name}: ${JSON.stringify(f.errors)}`).toBe(0);
+          expect(f.ops).toBeGreaterThan(0);
+        }
+      }
+      expect(w.ratios).toHaveLength(2);
+      expect(Number.isFinite(w.medianRatio)).toBe(true);
+    }
+    const report = readFileSync(join(out.path, 'report.md'), 'utf8');
+    expect(report).toContain('## This checkout against another build (alternated pairs)');
+    expect(report).toMatch(/\| get \| [\d,]+ \/ [\d,]+ \| [\d,]+ \/ [\d,]+ \| x[\d.]+ \/ x[\d.]+ \| \*\*x[\d.]+\*\* \|/);
+    expect(results.settings['compare']).toBe(ROOT);
+  });
+});
