@@ -20,6 +20,31 @@ export interface OtherBuild {
   remove(): void;
 }
 
+interface Lockfile {
+  readonly packages?: Record<string, { readonly version?: string; readonly optional?: boolean; readonly link?: boolean }>;
+}
+
+/**
+ * Whether this checkout's node_modules is what `npm ci` would install from `other`'s lockfile
+ * here: every package it locks at the version installed, except optional ones this platform
+ * does not install (another platform's builds). Then the other build can use it as it is.
+ */
+export function installedTreeSatisfies(repoRoot: string, other: string): boolean {
+  const lockPath = join(other, 'package-lock.json');
+  if (!existsSync(lockPath)) return false;
+  const lock = JSON.parse(readFileSync(lockPath, 'utf8')) as Lockfile;
+  for (const [path, entry] of Object.entries(lock.packages ?? {})) {
+    if (path === '' || entry.link) continue;
+    const manifest = join(repoRoot, path, 'package.json');
+    if (!existsSync(manifest)) {
+      if (entry.optional) continue;
+      return false;
+    }
+    if ((JSON.parse(readFileSync(manifest, 'utf8')) as { version?: string }).version !== entry.version) return false;
+  }
+  return true;
+}
+
 /** Whether `dir` holds a kmipd that can be started (bin/kmipd-serve, and dist/ built). */
 export function isBuiltCheckout(dir: string): boolean {
   return existsSync(join(dir, 'bin/kmipd-serve')) && existsSync(join(dir, 'dist/cli/main.js'));
@@ -44,8 +69,8 @@ export async function describeCheckout(repoRoot: string): Promise<string> {
 /**
  * `spec` is a folder holding a built kmipd (used as it is), or a git revision of the repository
  * at `repoRoot`: that revision is checked out as a detached worktree under `scratch` and built
- * with its own build script. Its node_modules is this checkout's when both lockfiles are the same
- * (a link: no install), else installed with `npm ci`.
+ * with its own build script. Its node_modules is this checkout's when that holds what its
+ * lockfile asks for (a link: no install), else installed with `npm ci`.
  */
 export async function prepareOtherBuild(repoRoot: string, spec: string, scratch: string, log: (msg: string) => void): Promise<OtherBuild> {
   const asFolder = resolve(spec);
@@ -76,12 +101,13 @@ export async function prepareOtherBuild(repoRoot: string, spec: string, scratch:
     }
   };
   try {
-    const lock = (dir: string) => (existsSync(join(dir, 'package-lock.json')) ? readFileSync(join(dir, 'package-lock.json'), 'utf8') : undefined);
-    if (lock(root) !== undefined && lock(root) === lock(repoRoot)) {
+    if (installedTreeSatisfies(repoRoot, root)) {
       symlinkSync(join(repoRoot, 'node_modules'), join(root, 'node_modules'), 'dir');
     } else {
-      log(`compare: ${spec} has other dependencies; npm ci in its checkout`);
-      await run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, maxBuffer: 64 << 20 });
+      log(`compare: ${spec} locks other dependencies than this checkout has installed; npm ci in its checkout`);
+      await run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, maxBuffer: 64 << 20 }).catch((err: { stderr?: string }) => {
+        throw new Error(`--compare ${spec}: npm ci failed in its checkout:\n${(err.stderr ?? String(err)).trim().split('\n').slice(-15).join('\n')}`);
+      });
     }
     log(`compare: building ${spec}`);
     await run('npm', ['run', '--silent', 'build'], { cwd: root, maxBuffer: 64 << 20 });

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT, tempDir } from '../helpers/kmipd.js';
 import { comparePairs, firstOfPair, type Pair } from '../../bench/suites/compare.js';
-import { isBuiltCheckout, prepareOtherBuild } from '../../bench/other-build.js';
+import { installedTreeSatisfies, isBuiltCheckout, prepareOtherBuild } from '../../bench/other-build.js';
 import { markdownReport, type BenchResults } from '../../bench/report.js';
 import type { LoadFigures } from '../../bench/measure.js';
 
@@ -141,6 +141,23 @@ describe('the other build', () => {
     const { stdout } = await run('git', ['worktree', 'list'], { cwd: repo.path });
     expect(stdout).not.toContain(other.root);
   }, 120_000);
+
+  it("uses this checkout's node_modules only when it holds what the revision's lockfile asks for", () => {
+    const pino = (JSON.parse(readFileSync(join(ROOT, 'node_modules/pino/package.json'), 'utf8')) as { version: string }).version;
+    const lockfile = (packages: Record<string, unknown>) => {
+      const dir = join(scratch.path, `lock-${Math.random().toString(36).slice(2)}`);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'package-lock.json'), JSON.stringify({ lockfileVersion: 3, packages: { '': { name: 'kmipd' }, ...packages } }));
+      return dir;
+    };
+    expect(installedTreeSatisfies(ROOT, ROOT)).toBe(true);
+    expect(installedTreeSatisfies(ROOT, lockfile({ 'node_modules/pino': { version: pino } }))).toBe(true);
+    // Another platform's optional build, not installed here: what npm ci would skip too.
+    expect(installedTreeSatisfies(ROOT, lockfile({ 'node_modules/pino': { version: pino }, 'node_modules/@rollup/rollup-win32-x64-msvc': { version: '4.0.0', optional: true } }))).toBe(true);
+    expect(installedTreeSatisfies(ROOT, lockfile({ 'node_modules/pino': { version: `${pino}-other` } }))).toBe(false);
+    expect(installedTreeSatisfies(ROOT, lockfile({ 'node_modules/no-such-package-here': { version: '1.0.0' } }))).toBe(false);
+    expect(installedTreeSatisfies(ROOT, scratch.path)).toBe(false); // no lockfile
+  });
 
   it('is a folder holding a built kmipd, used as it is and left in place', async () => {
     const other = await prepareOtherBuild(repo.path, ROOT, scratch.path, () => undefined);
