@@ -12,6 +12,9 @@ import type { MedianFigures } from './throughput.js';
 
 export type Side = 'checkout' | 'other';
 
+/** The longest unmeasured window each build runs a workload in before its pairs. */
+const WARM_UP_WINDOW_MS = 3000;
+
 export interface CompareConfig {
   readonly workloads: readonly Workload[];
   readonly load: LoadSettings;
@@ -33,6 +36,8 @@ export interface ComparedWorkload {
   /** Per pair: this checkout's ops/s ÷ the other build's. */
   readonly ratios: readonly number[];
   readonly medianRatio: number;
+  /** Pairs in which this checkout answered more operations per second than the other build. */
+  readonly checkoutAhead: number;
   /** Per pair: this checkout's server CPU per operation ÷ the other build's (below 1: cheaper). */
   readonly cpuRatios: readonly number[];
   readonly medianCpuRatio: number;
@@ -64,6 +69,7 @@ export function comparePairs(pairs: readonly Pair[]): ComparedWorkload {
     other: medianOf(pairs.map((p) => p.other)),
     ratios,
     medianRatio: median(finite(ratios)),
+    checkoutAhead: ratios.filter((r) => r > 1).length,
     cpuRatios,
     medianCpuRatio: median(finite(cpuRatios)),
   };
@@ -91,7 +97,8 @@ async function startSeeded(ctx: BenchContext, name: string, seed: number, log: (
 
 /**
  * Both builds run side by side, each its own server on its own data folder (`other` is the
- * context whose root is the other build); each workload then runs pair after pair.
+ * context whose root is the other build); each workload then runs once on each, not counted,
+ * and pair after pair.
  */
 export async function runComparison(
   ctx: BenchContext,
@@ -106,6 +113,10 @@ export async function runComparison(
     sides.other = await startSeeded(other, 'compare-other', seed, ctx.log);
     const workloads: Record<string, ComparedWorkload> = {};
     for (const w of cfg.workloads) {
+      // A server's first window of a workload runs its code paths cold (JIT): in 2 s windows the
+      // first pair of two identical builds came out x0.80 against the side that went first.
+      const warmup = { ...cfg.load, durationMs: Math.min(cfg.load.durationMs, WARM_UP_WINDOW_MS) };
+      for (const side of ['checkout', 'other'] as const) await measureLoad(sides[side]!.server, w, sides[side]!.keys, warmup);
       const pairs: Pair[] = [];
       for (let i = 0; i < cfg.pairs; i++) {
         const first = firstOfPair(i);

@@ -52,6 +52,7 @@ describe('pairs', () => {
     const c = comparePairs(pairs);
     expect(c.ratios).toEqual([1.1, 0.9, 1.3]);
     expect(c.medianRatio).toBeCloseTo(1.1, 12);
+    expect(c.checkoutAhead).toBe(2);
     // CPU per op: (1.0/1100)/(1.0/1000), (0.9/900)/(1.2/1000), (1.0/1300)/(1.0/1000)
     expect(c.cpuRatios[0]).toBeCloseTo(1000 / 1100, 12);
     expect(c.cpuRatios[1]).toBeCloseTo(1 / 1.2, 12);
@@ -92,7 +93,7 @@ describe('pairs', () => {
     } as unknown as BenchResults);
     expect(md).toContain('- this checkout: abc123+changes');
     expect(md).toContain('- the other build: HEAD~1 (def456)');
-    expect(md).toContain('| create | 8,123 / 8,000 | 7,000 / 8,000 | x1.160 / x1.000 | **x1.080** |');
+    expect(md).toContain('| create | 8,123 / 8,000 | 7,000 / 8,000 | x1.160 / x1.000 | **x1.080** | 1 of 2 |');
     expect(md).toContain('None: no suite of this run measures one.');
   });
 });
