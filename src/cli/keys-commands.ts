@@ -166,11 +166,13 @@ async function showKey(o: { data: string; id: string; json: boolean } & StoreOpt
     const hold = await s.holds.get(o.id);
     const full = { ...v, operatorRevocation: hold ? { at: hold.heldAt, reason: hold.reason, message: hold.message ?? null } : null };
     if (o.json) return printJson(full);
+    // Where the key material stands ('wrapped' or 'erased'), never the material itself.
+    const materialState = v.keyMaterial;
     console.log(`id:           ${v.id}`);
     console.log(`tenant:       ${v.tenant}`);
     console.log(`state:        ${v.state}`);
-    console.log(`key material: ${v.keyMaterial}${v.rootKey ? ` (under root key ${v.rootKey})` : ''}`);
-    console.log(`served:       ${v.keyMaterial === 'erased' ? 'no (erased)' : hold ? `no: revoked by the operator ${when(hold.heldAt)} (${hold.reason})` : 'yes'}`);
+    console.log(`key material: ${materialState}${v.rootKey ? ` (under root key ${v.rootKey})` : ''}`);
+    console.log(`served:       ${materialState === 'erased' ? 'no (erased)' : hold ? `no: revoked by the operator ${when(hold.heldAt)} (${hold.reason})` : 'yes'}`);
     console.log('attributes:');
     for (const [name, value] of Object.entries(v.attributes)) console.log(`  ${name}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
   });

@@ -77,6 +77,9 @@ describe('keys list and show', () => {
     expect(k.attributes).toMatchObject({ 'Cryptographic Algorithm': 'AES', 'Cryptographic Length': 256, 'x-cluster': 'prod' });
     expect(k.operatorRevocation).toBeNull();
     const text = (await kmipd('keys', 'show', ids['kek-a']!, '--data', data)).stdout;
+    // Where the material stands, not the material.
+    expect(text).toMatch(/^key material: wrapped \(under root key \S+\)$/m);
+    expect(text).toMatch(/^served: {7}yes$/m);
     for (const out of [stdout, text]) {
       expect(out).not.toContain(material['kek-a']!.toString('hex'));
       expect(out).not.toContain(material['kek-a']!.toString('base64'));
