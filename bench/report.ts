@@ -176,6 +176,7 @@ export function markdownReport(r: BenchResults): string {
   out.push(`- started ${r.startedAt}, finished ${r.finishedAt}`);
   out.push(`- machine: ${r.machine.cpus} CPUs (${r.machine.model}), ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, Linux ${r.machine.kernel}`);
   if (r.machine.idle) out.push(`- idle CPUs: ${r.machine.idle}`);
+  if (r.machine.scheduler) out.push(`- scheduler: ${r.machine.scheduler}`);
   out.push(`- load average (1/5/15 min) at start ${r.loadAverage.start.join(' / ')}, at end ${r.loadAverage.end?.join(' / ') ?? 'n/a'}`);
   const disk = (d: DiskProbe | undefined) => (d ? `${fmt(d.syncsPerSec)}/s (p50 ${ms(d.p50Ms)}, p99 ${ms(d.p99Ms)})` : 'n/a');
   out.push(`- disk (4 KiB write + fdatasync, one writer): ${disk(r.disk.start)} at start, ${disk(r.disk.end)} at end`);

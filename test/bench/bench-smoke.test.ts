@@ -12,7 +12,7 @@ import { checkAnswer } from '../../bench/response.js';
 import { getRequest } from '../../bench/requests.js';
 import { markdownReport, type BenchResults } from '../../bench/report.js';
 import { nodeWith } from '../../bench/targets.js';
-import { cpuIdleDescription } from '../../bench/proc-stats.js';
+import { cpuIdleDescription, schedulerDescription } from '../../bench/proc-stats.js';
 import { longerWindowMs } from '../../bench/suites/throughput.js';
 import { encodeTtlv, enumeration, integer, structure } from '../../src/ttlv/index.js';
 import { Operation, ResultReason, ResultStatus, Tag } from '../../src/kmip/registry/generated.js';
@@ -103,6 +103,7 @@ describe('report', () => {
     expect(md).toContain('PyKMIP locate: 0 answers in the 5 s window (p50 5341.2 ms; an answer counts when its request was sent and answered in the window), so the row above is one run over 19 s.');
     expect(md).toContain('- kmipd: started by bin/kmipd-serve, allocator jemalloc');
     expect(md).toContain('- idle CPUs: cpuidle driver haltpoll, guest_halt_poll_ns 0 (an idle vCPU halts at once)');
+    expect(md).not.toContain('- scheduler:');
   });
 });
 
@@ -149,6 +150,18 @@ describe('what an idle CPU does (the machine description)', () => {
       } finally {
         dir.remove();
       }
+    }
+  });
+
+  it('names a scheduler setting upstream Linux lacks, where the kernel has one', () => {
+    const none = sysfs({ 'sys/kernel/sched_autogroup_enabled': '1' });
+    const packing = sysfs({ 'sys/kernel/sched_vcpu_pack': '15' });
+    try {
+      expect(schedulerDescription(none.path)).toBeUndefined();
+      expect(schedulerDescription(packing.path)).toBe('kernel.sched_vcpu_pack 15 (a setting of this kernel that upstream Linux lacks)');
+    } finally {
+      none.remove();
+      packing.remove();
     }
   });
 });

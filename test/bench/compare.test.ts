@@ -83,7 +83,7 @@ describe('pairs', () => {
       startedAt: '',
       finishedAt: '',
       command: '',
-      machine: { cpus: 2, model: 'test', memoryGiB: 1, node: 'v20', kernel: '6' },
+      machine: { cpus: 2, model: 'test', memoryGiB: 1, node: 'v20', kernel: '6', scheduler: 'kernel.sched_vcpu_pack 15 (a setting of this kernel that upstream Linux lacks)' },
       loadAverage: { start: [0, 0, 0] },
       disk: { start: { syncsPerSec: 1, p50Ms: 1, p99Ms: 1 } },
       generator: { workers: 2, connections: 16, depth: 1 },
@@ -95,6 +95,7 @@ describe('pairs', () => {
     expect(md).toContain('- the other build: HEAD~1 (def456)');
     expect(md).toContain('| create | 8,123 / 8,000 | 7,000 / 8,000 | x1.160 / x1.000 | **x1.080** | 1 of 2 |');
     expect(md).toContain('None: no suite of this run measures one.');
+    expect(md).toContain('- scheduler: kernel.sched_vcpu_pack 15 (a setting of this kernel that upstream Linux lacks)');
   });
 });
 
