@@ -1,16 +1,17 @@
 // The benchmark harness, run for a few seconds with small counts against the real servers
 // (kmipd from dist/, PyKMIP's server from Debian's python3-pykmip): it must finish by itself,
 // report figures for every suite, and see no errors. No timing is asserted.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { ROOT, tempDir } from '../helpers/kmipd.js';
+import { tempDir } from '../helpers/kmipd.js';
+import { benchRunBeforeAll, reportOf } from '../helpers/bench.js';
 import { Histogram } from '../../bench/histogram.js';
 import { checkAnswer } from '../../bench/response.js';
 import { getRequest } from '../../bench/requests.js';
-import { markdownReport, type BenchResults } from '../../bench/report.js';
+import type { BenchResults } from '../../bench/report.js';
 import { nodeWith } from '../../bench/targets.js';
 import { cpuIdleDescription, schedulerDescription } from '../../bench/proc-stats.js';
 import { longerWindowMs } from '../../bench/suites/throughput.js';
@@ -18,7 +19,6 @@ import { encodeTtlv, enumeration, integer, structure } from '../../src/ttlv/inde
 import { Operation, ResultReason, ResultStatus, Tag } from '../../src/kmip/registry/generated.js';
 
 const run = promisify(execFile);
-const VITE_NODE = join(ROOT, 'node_modules/vite-node/vite-node.mjs');
 
 describe('latency histogram', () => {
   it('reports quantiles within its resolution and merges exactly', () => {
@@ -85,19 +85,11 @@ describe('report', () => {
   it('gives no ratio where PyKMIP answered nothing, rather than "n/ax"', () => {
     const store = { objects: 0, bytes: 0, bytesPerObject: 0 };
     const server = (name: string, lengthened = {}) => ({ server: name, seeded: 0, seedSeconds: 0, workloads: {}, skipped: {}, lengthened, store });
-    const md = markdownReport({
-      label: 'unit',
-      startedAt: '',
-      finishedAt: '',
-      command: '',
+    const md = reportOf({
       machine: { cpus: 2, model: 'test', memoryGiB: 1, node: 'v20', kernel: '6', idle: 'cpuidle driver haltpoll, guest_halt_poll_ns 0 (an idle vCPU halts at once)' },
-      loadAverage: { start: [0, 0, 0] },
-      disk: { start: { syncsPerSec: 1, p50Ms: 1, p99Ms: 1 } },
-      generator: { workers: 1, connections: 1, depth: 1 },
       settings: { malloc: 'jemalloc' },
       throughput: { kmipd: server('kmipd'), pykmip: server('pykmip', { locate: { fromMs: 5000, toMs: 19000, answers: 0, p50Ms: 5341.2 } }), pykmipSkipped: undefined, ratios: { locate: { throughput: Infinity, p99: 1932.9 }, get: { throughput: 41.2, p99: 23.6 } } },
-      targets: [],
-    } as unknown as BenchResults);
+    } as Partial<BenchResults>);
     expect(md).toContain('| locate | n/a | 1,932.9x |');
     expect(md).toContain('| get | 41.2x | 23.6x |');
     expect(md).toContain('PyKMIP locate: 0 answers in the 5 s window (p50 5341.2 ms; an answer counts when its request was sent and answered in the window), so the row above is one run over 19 s.');
@@ -167,45 +159,33 @@ describe('what an idle CPU does (the machine description)', () => {
 });
 
 describe('benchmark harness (smoke run)', () => {
-  let out: ReturnType<typeof tempDir>;
-  let results: BenchResults;
-
-  beforeAll(async () => {
-    out = tempDir('kmipd-bench-smoke-');
-    await run(
-      process.execPath,
-      [
-        VITE_NODE,
-        join(ROOT, 'bench/run.ts'),
-        '--',
-        '--quick',
-        '--suites', 'throughput,concurrency,handshakes,idle,keyscale,components,profile',
-        '--profile-workloads', 'get',
-        '--concurrency', '2,4',
-        '--workloads', 'get,create,get-attributes,locate,vcenter',
-        '--connections', '4',
-        '--workers', '2',
-        '--duration', '0.5',
-        '--warmup', '0.1',
-        '--repeat', '1',
-        '--seed-keys', '20',
-        '--pykmip-duration', '0.5',
-        '--pykmip-seed-keys', '8',
-        '--handshake-duration', '0.5',
-        '--idle', '40',
-        '--key-scale', '50,200',
-        '--max-minutes', '4',
-        '--out', out.path,
-        '--label', 'smoke',
-      ],
-      { cwd: ROOT, maxBuffer: 16 << 20, timeout: 300_000 },
-    );
-    results = JSON.parse(readFileSync(join(out.path, 'results.json'), 'utf8')) as BenchResults;
-  }, 320_000);
-  afterAll(() => out?.remove());
+  const bench = benchRunBeforeAll(
+    'kmipd-bench-smoke-',
+    [
+      '--quick',
+      '--suites', 'throughput,concurrency,handshakes,idle,keyscale,components,profile',
+      '--profile-workloads', 'get',
+      '--concurrency', '2,4',
+      '--workloads', 'get,create,get-attributes,locate,vcenter',
+      '--connections', '4',
+      '--workers', '2',
+      '--duration', '0.5',
+      '--warmup', '0.1',
+      '--repeat', '1',
+      '--seed-keys', '20',
+      '--pykmip-duration', '0.5',
+      '--pykmip-seed-keys', '8',
+      '--handshake-duration', '0.5',
+      '--idle', '40',
+      '--key-scale', '50,200',
+      '--max-minutes', '4',
+      '--label', 'smoke',
+    ],
+    300_000,
+  );
 
   it('measures every workload against kmipd and PyKMIP with zero errors, and compares them', () => {
-    const t = results.throughput!;
+    const t = bench.results.throughput!;
     expect(t.pykmip, t.pykmipSkipped).toBeDefined();
     for (const server of [t.kmipd, t.pykmip!]) {
       expect(Object.keys(server.workloads).sort()).toEqual(['create', 'get', 'get-attributes', 'locate', 'vcenter']);
@@ -226,21 +206,21 @@ describe('benchmark harness (smoke run)', () => {
   });
 
   it('runs Create and Get at each connection count against one kmipd, with zero errors', () => {
-    const points = results.concurrency!.points;
+    const points = bench.results.concurrency!.points;
     expect(points.map((p) => `${p.workload}@${p.connections}`)).toEqual(['create@2', 'create@4', 'get@2', 'get@4']);
     for (const p of points) {
       expect(p.figures.errorCount, `${p.workload}@${p.connections}: ${JSON.stringify(p.figures.errors)}`).toBe(0);
       expect(p.figures.connections).toBe(p.connections);
       expect(p.figures.ops).toBeGreaterThan(0);
     }
-    expect(readFileSync(join(out.path, 'report.md'), 'utf8')).toContain('## Scale with connections');
+    expect(readFileSync(join(bench.outDir, 'report.md'), 'utf8')).toContain('## Scale with connections');
     // The Create target's line names the rate at the other counts (the throughput suite ran at 4).
-    const create = results.targets.find((t) => t.target.startsWith('Create'))!;
+    const create = bench.results.targets.find((t) => t.target.startsWith('Create'))!;
     expect(create.measured).toMatch(/ with 4 connections, p99 .*; [\d,]+ with 2$/);
   });
 
   it('opens new connections with full and resumed TLS sessions', () => {
-    const hs = results.handshakes!;
+    const hs = bench.results.handshakes!;
     expect(hs.kmipd.map((f) => `${f.tls} ${f.resume}`)).toEqual(['TLSv1.3 false', 'TLSv1.3 true', 'TLSv1.2 false', 'TLSv1.2 true']);
     for (const f of [...hs.kmipd, ...hs.pykmip]) {
       expect(f.errorCount, JSON.stringify(f.errors)).toBe(0);
@@ -251,7 +231,7 @@ describe('benchmark harness (smoke run)', () => {
   });
 
   it('holds idle connections and measures the server memory meanwhile', () => {
-    const idle = results.idle!;
+    const idle = bench.results.idle!;
     expect(idle.idleOpened).toBe(40);
     expect(idle.idleStillOpenAtEnd).toBe(40);
     expect(idle.memoryWithIdle.rssMiB).toBeGreaterThan(0);
@@ -260,7 +240,7 @@ describe('benchmark harness (smoke run)', () => {
   });
 
   it('loads stores of several sizes and measures Get and Locate on each', () => {
-    const ks = results.keyScale!;
+    const ks = bench.results.keyScale!;
     expect(ks.points.map((p) => p.keys)).toEqual([50, 200]);
     for (const p of ks.points) {
       // The loaded keys plus the template key the server created.
@@ -277,7 +257,7 @@ describe('benchmark harness (smoke run)', () => {
   });
 
   it('measures each building block in-process, the store Locate included', () => {
-    const c = results.components!;
+    const c = bench.results.components!;
     expect(c.map((x) => x.what)).toEqual([
       'HSM generateWrappedKey (Create)',
       'store insert, durable (Create)',
@@ -294,56 +274,48 @@ describe('benchmark harness (smoke run)', () => {
   });
 
   it('profiles the server under --cpu-prof, through bin/kmipd-serve (node options in a wrapper, not NODE_OPTIONS)', () => {
-    const runs = results.profiles!;
+    const runs = bench.results.profiles!;
     expect(runs.map((r) => r.workload)).toEqual(['get']);
     expect(runs[0]!.figures.errorCount).toBe(0);
     expect(runs[0]!.profile.byFunction.length).toBeGreaterThan(0);
   });
 
   it('writes a report with the targets', () => {
-    expect(results.targets.length).toBeGreaterThanOrEqual(5);
-    const md = readFileSync(join(out.path, 'report.md'), 'utf8');
+    expect(bench.results.targets.length).toBeGreaterThanOrEqual(5);
+    const md = readFileSync(join(bench.outDir, 'report.md'), 'utf8');
     expect(md).toContain('## Targets');
     expect(md).toContain('## Throughput and latency');
     expect(md).toContain('- kmipd: started by bin/kmipd-serve, allocator jemalloc');
-    expect(existsSync(join(out.path, 'results.json'))).toBe(true);
+    expect(existsSync(join(bench.outDir, 'results.json'))).toBe(true);
   });
 });
 
 describe('benchmark harness with --server-processes 2 (smoke run)', () => {
-  let out: ReturnType<typeof tempDir>;
-  let results: BenchResults;
-
-  beforeAll(async () => {
-    out = tempDir('kmipd-bench-smoke-p2-');
-    // prettier-ignore
-    await run(
-      process.execPath,
-      [
-        VITE_NODE, join(ROOT, 'bench/run.ts'), '--', '--quick', '--no-pykmip',
-        '--suites', 'throughput,idle', '--workloads', 'get,create', '--connections', '4',
-        '--duration', '0.5', '--warmup', '0.1', '--repeat', '1', '--seed-keys', '20', '--idle', '40',
-        '--server-processes', '2', '--keys-ahead', 'off', '--malloc', 'system', '--max-minutes', '3', '--out', out.path, '--label', 'smoke-p2',
-      ],
-      { cwd: ROOT, maxBuffer: 16 << 20, timeout: 200_000 },
-    );
-    results = JSON.parse(readFileSync(join(out.path, 'results.json'), 'utf8')) as BenchResults;
-  }, 220_000);
-  afterAll(() => out?.remove());
+  // prettier-ignore
+  const bench = benchRunBeforeAll(
+    'kmipd-bench-smoke-p2-',
+    [
+      '--quick', '--no-pykmip',
+      '--suites', 'throughput,idle', '--workloads', 'get,create', '--connections', '4',
+      '--duration', '0.5', '--warmup', '0.1', '--repeat', '1', '--seed-keys', '20', '--idle', '40',
+      '--server-processes', '2', '--keys-ahead', 'off', '--malloc', 'system', '--max-minutes', '3', '--label', 'smoke-p2',
+    ],
+    200_000,
+  );
 
   it('runs kmipd as a primary and two serve processes, and counts the whole tree', () => {
-    expect(results.settings['serverProcesses']).toBe(2);
-    expect(results.settings['keysAhead']).toBe(false);
-    const report = readFileSync(join(out.path, 'report.md'), 'utf8');
+    expect(bench.results.settings['serverProcesses']).toBe(2);
+    expect(bench.results.settings['keysAhead']).toBe(false);
+    const report = readFileSync(join(bench.outDir, 'report.md'), 'utf8');
     expect(report).toContain('2 serve processes behind one listener');
     expect(report).toContain('`hsm.makeKeysAhead` off');
     expect(report).toContain('- kmipd: started by bin/kmipd-serve, allocator system');
-    const t = results.throughput!;
+    const t = bench.results.throughput!;
     for (const [name, f] of Object.entries(t.kmipd.workloads)) {
       expect(f.errorCount, `${name}: ${JSON.stringify(f.errors)}`).toBe(0);
       expect(f.ops).toBeGreaterThan(0);
     }
-    const idle = results.idle!;
+    const idle = bench.results.idle!;
     expect(idle.idleStillOpenAtEnd).toBe(40);
     // Three Node processes: far more than one process's resident memory (~100 MiB) before any connection.
     expect(idle.memoryBefore.rssMiB).toBeGreaterThan(180);
@@ -351,29 +323,21 @@ describe('benchmark harness with --server-processes 2 (smoke run)', () => {
 });
 
 describe('benchmark harness, slow HSM suite (smoke run)', () => {
-  let out: ReturnType<typeof tempDir>;
-  let results: BenchResults;
-
-  beforeAll(async () => {
-    out = tempDir('kmipd-bench-smoke-slowhsm-');
-    // prettier-ignore
-    await run(
-      process.execPath,
-      [
-        VITE_NODE, join(ROOT, 'bench/run.ts'), '--', '--quick', '--no-pykmip',
-        '--suites', 'slowhsm', '--slow-hsm-sessions', '1,2', '--slow-hsm-keys-ahead', 'on,off',
-        '--slow-hsm-workloads', 'get,create', '--slow-hsm-delay-us', '200', '--connections', '4',
-        '--duration', '0.5', '--warmup', '0.1', '--repeat', '1', '--seed-keys', '20',
-        '--max-minutes', '3', '--out', out.path, '--label', 'smoke-slowhsm',
-      ],
-      { cwd: ROOT, maxBuffer: 16 << 20, timeout: 200_000 },
-    );
-    results = JSON.parse(readFileSync(join(out.path, 'results.json'), 'utf8')) as BenchResults;
-  }, 220_000);
-  afterAll(() => out?.remove());
+  // prettier-ignore
+  const bench = benchRunBeforeAll(
+    'kmipd-bench-smoke-slowhsm-',
+    [
+      '--quick', '--no-pykmip',
+      '--suites', 'slowhsm', '--slow-hsm-sessions', '1,2', '--slow-hsm-keys-ahead', 'on,off',
+      '--slow-hsm-workloads', 'get,create', '--slow-hsm-delay-us', '200', '--connections', '4',
+      '--duration', '0.5', '--warmup', '0.1', '--repeat', '1', '--seed-keys', '20',
+      '--max-minutes', '3', '--label', 'smoke-slowhsm',
+    ],
+    200_000,
+  );
 
   it('runs each workload on each sessions and keys-ahead setting, with zero errors, and reports them', () => {
-    const slow = results.slowHsm!;
+    const slow = bench.results.slowHsm!;
     expect(slow.delayUs).toBe(200);
     const seen = slow.points.map((p) => `${p.workload} ${p.sessions} ${p.keysAhead ? 'on' : 'off'}`).sort();
     expect(seen).toEqual(['create 1 off', 'create 1 on', 'create 2 off', 'create 2 on', 'get 1 off', 'get 1 on', 'get 2 off', 'get 2 on']);
@@ -381,7 +345,7 @@ describe('benchmark harness, slow HSM suite (smoke run)', () => {
       expect(p.figures.errorCount, `${p.workload} ${p.sessions} ${String(p.keysAhead)}: ${JSON.stringify(p.figures.errors)}`).toBe(0);
       expect(p.figures.ops).toBeGreaterThan(0);
     }
-    const report = readFileSync(join(out.path, 'report.md'), 'utf8');
+    const report = readFileSync(join(bench.outDir, 'report.md'), 'utf8');
     expect(report).toContain('## On a slow HSM (200 µs per C_Decrypt, C_Encrypt and C_GenerateRandom');
     expect(report).toMatch(/^\| create \| 2 \| on \| 6 \| [\d,]+ \|/m);
   });

@@ -8,13 +8,12 @@ import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT, tempDir } from '../helpers/kmipd.js';
+import { benchRunBeforeAll, reportOf } from '../helpers/bench.js';
 import { comparePairs, firstOfPair, type Pair } from '../../bench/suites/compare.js';
 import { installedTreeSatisfies, isBuiltCheckout, prepareOtherBuild } from '../../bench/other-build.js';
-import { markdownReport, type BenchResults } from '../../bench/report.js';
 import type { LoadFigures } from '../../bench/measure.js';
 
 const run = promisify(execFile);
-const VITE_NODE = join(ROOT, 'node_modules/vite-node/vite-node.mjs');
 
 function figures(opsPerSec: number, serverCores: number, p99Ms = 1): LoadFigures {
   const latency = { count: opsPerSec, meanMs: p99Ms / 2, p50Ms: p99Ms / 2, p99Ms, p999Ms: p99Ms, maxMs: p99Ms };
@@ -78,19 +77,10 @@ describe('pairs', () => {
       { first: 'checkout', checkout: figures(8123, 1.1, 4.5), other: figures(7000, 1.1, 5) },
       { first: 'other', checkout: figures(8000, 1.1, 4.4), other: figures(8000, 1.1, 4.6) },
     ]);
-    const md = markdownReport({
-      label: 'unit',
-      startedAt: '',
-      finishedAt: '',
-      command: '',
+    const md = reportOf({
       machine: { cpus: 2, model: 'test', memoryGiB: 1, node: 'v20', kernel: '6', scheduler: 'kernel.sched_vcpu_pack 15 (a setting of this kernel that upstream Linux lacks)' },
-      loadAverage: { start: [0, 0, 0] },
-      disk: { start: { syncsPerSec: 1, p50Ms: 1, p99Ms: 1 } },
-      generator: { workers: 2, connections: 16, depth: 1 },
-      settings: {},
       comparison: { checkout: 'abc123+changes', other: 'HEAD~1 (def456)', workloads: { create: c } },
-      targets: [],
-    } as unknown as BenchResults);
+    });
     expect(md).toContain('- this checkout: abc123+changes');
     expect(md).toContain('- the other build: HEAD~1 (def456)');
     expect(md).toContain('| create | 8,123 / 8,000 | 7,000 / 8,000 | x1.160 / x1.000 | **x1.080** | 1 of 2 |');
@@ -177,30 +167,21 @@ describe('the other build', () => {
 });
 
 describe('the compare suite (smoke run against two servers)', () => {
-  let out: ReturnType<typeof tempDir>;
-  let results: BenchResults;
-
-  beforeAll(async () => {
-    out = tempDir('kmipd-bench-compare-');
-    // The other build is this checkout's own folder: the pairing, both servers and the report run
-    // for real; the git path is tested above.
-    // prettier-ignore
-    await run(
-      process.execPath,
-      [
-        VITE_NODE, join(ROOT, 'bench/run.ts'), '--', '--quick', '--compare', ROOT,
-        '--workloads', 'get,create', '--connections', '4', '--duration', '0.5', '--warmup', '0.1',
-        '--repeat', '2', '--seed-keys', '20', '--max-minutes', '3', '--out', out.path, '--label', 'smoke-compare',
-      ],
-      { cwd: ROOT, maxBuffer: 16 << 20, timeout: 200_000 },
-    );
-    results = JSON.parse(readFileSync(join(out.path, 'results.json'), 'utf8')) as BenchResults;
-  }, 220_000);
-  afterAll(() => out?.remove());
+  // The other build is this checkout's own folder: the pairing, both servers and the report run
+  // for real; the git path is tested above.
+  // prettier-ignore
+  const bench = benchRunBeforeAll(
+    'kmipd-bench-compare-',
+    [
+      '--quick', '--compare', ROOT, '--workloads', 'get,create', '--connections', '4', '--duration', '0.5',
+      '--warmup', '0.1', '--repeat', '2', '--seed-keys', '20', '--max-minutes', '3', '--label', 'smoke-compare',
+    ],
+    200_000,
+  );
 
   it('runs each workload in pairs on both builds, with zero errors, and reports the ratios', () => {
-    const c = results.comparison!;
-    expect(results.throughput).toBeUndefined();
+    const c = bench.results.comparison!;
+    expect(bench.results.throughput).toBeUndefined();
     expect(c.other).toBe(resolve(ROOT));
     expect(Object.keys(c.workloads)).toEqual(['get', 'create']);
     for (const [name, w] of Object.entries(c.workloads)) {
@@ -214,9 +195,9 @@ describe('the compare suite (smoke run against two servers)', () => {
       expect(w.ratios).toHaveLength(2);
       expect(Number.isFinite(w.medianRatio)).toBe(true);
     }
-    const report = readFileSync(join(out.path, 'report.md'), 'utf8');
+    const report = readFileSync(join(bench.outDir, 'report.md'), 'utf8');
     expect(report).toContain('## This checkout against another build (alternated pairs)');
     expect(report).toMatch(/\| get \| [\d,]+ \/ [\d,]+ \| [\d,]+ \/ [\d,]+ \| x[\d.]+ \/ x[\d.]+ \| \*\*x[\d.]+\*\* \|/);
-    expect(results.settings['compare']).toBe(ROOT);
+    expect(bench.results.settings['compare']).toBe(ROOT);
   });
 });
