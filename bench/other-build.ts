@@ -2,7 +2,7 @@
 // kmipd, or a git revision of this repository, checked out into the run's scratch folder and
 // built there. Each side runs its own bin/kmipd-serve and CLI; the load generator is this
 // checkout's for both, so only the server differs.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,6 +50,26 @@ export function isBuiltCheckout(dir: string): boolean {
   return existsSync(join(dir, 'bin/kmipd-serve')) && existsSync(join(dir, 'dist/cli/main.js'));
 }
 
+/**
+ * npm in a process group of its own, so that stopping it stops what it started (npm runs tsc
+ * through a shell: a build left running after an interrupted bench wrote dist/ files into the
+ * worktree after it was removed). Rejects with the end of its stderr.
+ */
+function npmInGroup(args: readonly string[], cwd: string, running: Set<ChildProcess>): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('npm', args, { cwd, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    running.add(child);
+    const stderr: string[] = [];
+    child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      if (code === 0) resolvePromise();
+      else reject(new Error(`npm ${args.join(' ')} ${signal ? `stopped by ${signal}` : `exited with ${code}`}:\n${stderr.join('').trim().split('\n').slice(-15).join('\n')}`));
+    });
+  });
+}
+
 async function git(cwd: string, ...args: string[]): Promise<string> {
   const { stdout } = await run('git', args, { cwd, maxBuffer: 16 << 20 });
   return stdout.trim();
@@ -72,7 +92,14 @@ export async function describeCheckout(repoRoot: string): Promise<string> {
  * with its own build script. Its node_modules is this checkout's when that holds what its
  * lockfile asks for (a link: no install), else installed with `npm ci`.
  */
-export async function prepareOtherBuild(repoRoot: string, spec: string, scratch: string, log: (msg: string) => void): Promise<OtherBuild> {
+export async function prepareOtherBuild(
+  repoRoot: string,
+  spec: string,
+  scratch: string,
+  log: (msg: string) => void,
+  /** Told how to remove the worktree as soon as it exists: a run interrupted while it builds must still remove it. */
+  onWorktree: (remove: () => void) => void = () => undefined,
+): Promise<OtherBuild> {
   const asFolder = resolve(spec);
   if (existsSync(asFolder)) {
     if (!isBuiltCheckout(asFolder)) throw new Error(`--compare ${spec}: no built kmipd there (bin/kmipd-serve and dist/; run npm run build in it)`);
@@ -93,28 +120,35 @@ export async function prepareOtherBuild(repoRoot: string, spec: string, scratch:
   const root = join(scratch, `compare-${commit.slice(0, 12)}`);
   log(`compare: checking out ${spec} (${commit.slice(0, 12)}) into ${root}`);
   await git(repoRoot, 'worktree', 'add', '--detach', '--quiet', root, commit);
+  const building = new Set<ChildProcess>();
   const remove = () => {
+    for (const child of building) {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     try {
       execFileSync('git', ['worktree', 'remove', '--force', root], { cwd: repoRoot, stdio: 'ignore' });
     } catch {
       // already gone
     }
   };
+  onWorktree(remove);
   try {
     if (installedTreeSatisfies(repoRoot, root)) {
       symlinkSync(join(repoRoot, 'node_modules'), join(root, 'node_modules'), 'dir');
     } else {
       log(`compare: ${spec} locks other dependencies than this checkout has installed; npm ci in its checkout`);
-      await run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, maxBuffer: 64 << 20 }).catch((err: { stderr?: string }) => {
-        throw new Error(`--compare ${spec}: npm ci failed in its checkout:\n${(err.stderr ?? String(err)).trim().split('\n').slice(-15).join('\n')}`);
-      });
+      await npmInGroup(['ci', '--no-audit', '--no-fund'], root, building);
     }
     log(`compare: building ${spec}`);
-    await run('npm', ['run', '--silent', 'build'], { cwd: root, maxBuffer: 64 << 20 });
-    if (!isBuiltCheckout(root)) throw new Error(`--compare ${spec}: its build left no bin/kmipd-serve and dist/cli/main.js`);
+    await npmInGroup(['run', '--silent', 'build'], root, building);
+    if (!isBuiltCheckout(root)) throw new Error('its build left no bin/kmipd-serve and dist/cli/main.js');
   } catch (err) {
     remove();
-    throw err;
+    throw new Error(`--compare ${spec}: ${err instanceof Error ? err.message : String(err)}`);
   }
   return { root, label: `${spec} (${commit.slice(0, 12)})`, commit: commit.slice(0, 12), remove };
 }

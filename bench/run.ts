@@ -19,7 +19,7 @@ import { runComponents } from './suites/components.js';
 import { runConcurrency } from './suites/concurrency.js';
 import { runSlowHsm } from './suites/slow-hsm.js';
 import { runComparison } from './suites/compare.js';
-import { describeCheckout, prepareOtherBuild, type OtherBuild } from './other-build.js';
+import { describeCheckout, prepareOtherBuild } from './other-build.js';
 import { runThroughput } from './suites/throughput.js';
 import { BENCH_DIR, closeWorkers, REPO_ROOT } from './worker-group.js';
 import { killAllServers, type Malloc } from './targets.js';
@@ -211,13 +211,14 @@ async function main(): Promise<void> {
   };
   ctx.log(`bench: suites ${suites.join(', ')}; scratch ${workDir}; results ${outDir}`);
 
-  let otherBuild: OtherBuild | undefined;
+  /** Removes the --compare worktree, from the moment it exists (before it is built). */
+  let removeWorktree: (() => void) | undefined;
   // The whole run is bounded: past --max-minutes everything this process started is killed.
   const abandon = (why: string, code: number) => {
     ctx.log(`bench: ${why}; stopping the servers and load generators`);
     killAllServers();
     closeWorkers();
-    otherBuild?.remove();
+    removeWorktree?.();
     if (!values.keep) rmSync(workDir, { recursive: true, force: true });
     process.exit(code);
   };
@@ -254,7 +255,7 @@ async function main(): Promise<void> {
   return (async () => {
     try {
       if (want('compare')) {
-        otherBuild = await prepareOtherBuild(REPO_ROOT, values.compare!, workDir, ctx.log);
+        const otherBuild = await prepareOtherBuild(REPO_ROOT, values.compare!, workDir, ctx.log, (remove) => (removeWorktree = remove));
         const otherDir = join(workDir, 'other-build');
         mkdirSync(otherDir, { recursive: true });
         partial.comparison = await runComparison(
@@ -335,7 +336,7 @@ async function main(): Promise<void> {
       ctx.log(`bench: done; ${results.targets.length - failed} of ${results.targets.length} targets met or not measured at full scale; results in ${outDir}`);
     } finally {
       closeWorkers();
-      otherBuild?.remove();
+      removeWorktree?.();
       clearTimeout(deadline);
       if (!values.keep) rmSync(workDir, { recursive: true, force: true });
     }
