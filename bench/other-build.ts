@@ -12,10 +12,8 @@ const run = promisify(execFile);
 export interface OtherBuild {
   /** The folder whose bin/kmipd-serve and bin/kmipd.js are started. */
   readonly root: string;
-  /** What the report calls it: the revision as given (with its commit), or the folder. */
+  /** What the report calls it: the revision as given, or the folder, with its commit where it has one. */
   readonly label: string;
-  /** Its commit, when it is a git checkout. */
-  readonly commit: string | undefined;
   /** Removes what prepareOtherBuild made (a worktree); nothing for a folder given. Synchronous: an interrupted run calls it on its way out. */
   remove(): void;
 }
@@ -103,13 +101,8 @@ export async function prepareOtherBuild(
   const asFolder = resolve(spec);
   if (existsSync(asFolder)) {
     if (!isBuiltCheckout(asFolder)) throw new Error(`--compare ${spec}: no built kmipd there (bin/kmipd-serve and dist/; run npm run build in it)`);
-    let commit: string | undefined;
-    try {
-      commit = await git(asFolder, 'rev-parse', '--short=12', 'HEAD');
-    } catch {
-      commit = undefined;
-    }
-    return { root: asFolder, label: asFolder, commit, remove: () => undefined };
+    const commit = await git(asFolder, 'rev-parse', '--short=12', 'HEAD').catch(() => undefined);
+    return { root: asFolder, label: commit ? `${asFolder} (${commit})` : asFolder, remove: () => undefined };
   }
   let commit: string;
   try {
@@ -150,5 +143,5 @@ export async function prepareOtherBuild(
     remove();
     throw new Error(`--compare ${spec}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return { root, label: `${spec} (${commit.slice(0, 12)})`, commit: commit.slice(0, 12), remove };
+  return { root, label: `${spec} (${commit.slice(0, 12)})`, remove };
 }

@@ -49,7 +49,7 @@ export interface ComparisonResult {
   readonly workloads: Record<string, ComparedWorkload>;
 }
 
-/** The side measured first in pair i: this checkout, then the other, then the other first... (ABBA). */
+/** The side measured first in pair i: this checkout in even pairs, the other build in odd ones (runs C O, O C, C O…). */
 export function firstOfPair(i: number): Side {
   return i % 2 === 0 ? 'checkout' : 'other';
 }
@@ -80,12 +80,12 @@ interface Running {
   readonly keys: SeededKey[];
 }
 
-async function startSeeded(ctx: BenchContext, name: string, seed: number, log: (msg: string) => void): Promise<Running> {
+async function startSeeded(ctx: BenchContext, name: string, seed: number): Promise<Running> {
   const { dir, client } = await freshKmipdData(ctx, name);
   const server = await startKmipd(ctx, dir, client);
   try {
     if (seed === 0) return { server, keys: [] };
-    log(`${name}: creating ${seed} named keys over KMIP`);
+    ctx.log(`${name}: creating ${seed} named keys over KMIP`);
     const keys = await seedKeys(server.endpoint, client, seed);
     await verifyKeys(server.endpoint, client, keys);
     return { server, keys };
@@ -109,8 +109,8 @@ export async function runComparison(
   const seed = cfg.workloads.some(needsKeys) ? cfg.seedKeys : 0;
   const sides: Partial<Record<Side, Running>> = {};
   try {
-    sides.checkout = await startSeeded(ctx, 'compare-checkout', seed, ctx.log);
-    sides.other = await startSeeded(other, 'compare-other', seed, ctx.log);
+    sides.checkout = await startSeeded(ctx, 'compare-checkout', seed);
+    sides.other = await startSeeded(other, 'compare-other', seed);
     const workloads: Record<string, ComparedWorkload> = {};
     for (const w of cfg.workloads) {
       // A server's first window of a workload runs its code paths cold (JIT): in 2 s windows the
