@@ -10,7 +10,7 @@ import { markdownReport, type BenchResults } from '../../bench/report.js';
 const run = promisify(execFile);
 
 /** Runs the benchmark with `args`, its results written into `outDir`; resolves with its results.json. */
-export async function runBench(args: readonly string[], outDir: string, timeoutMs: number): Promise<BenchResults> {
+async function runBench(args: readonly string[], outDir: string, timeoutMs: number): Promise<BenchResults> {
   await run(process.execPath, [join(ROOT, 'node_modules/vite-node/vite-node.mjs'), join(ROOT, 'bench/run.ts'), '--', ...args, '--out', outDir], {
     cwd: ROOT,
     maxBuffer: 16 << 20,
@@ -31,15 +31,15 @@ export interface BenchRun {
  * from `prefix` and removed after them; the tests read what it gave from the returned object.
  */
 export function benchRunBeforeAll(prefix: string, args: readonly string[], timeoutMs: number): BenchRun {
-  const run = {} as BenchRun;
+  const bench = {} as BenchRun;
   let dir: ReturnType<typeof tempDir> | undefined;
   beforeAll(async () => {
     dir = tempDir(prefix);
-    run.outDir = dir.path;
-    run.results = await runBench(args, dir.path, timeoutMs);
+    bench.outDir = dir.path;
+    bench.results = await runBench(args, dir.path, timeoutMs);
   }, timeoutMs + 20_000);
   afterAll(() => dir?.remove());
-  return run;
+  return bench;
 }
 
 /** The report of made-up results: a run's header filled in, `parts` laid over it. */
