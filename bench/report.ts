@@ -12,6 +12,7 @@ import { formatProfile } from './profile-summary.js';
 import type { DiskProbe } from './disk-probe.js';
 import type { ComponentCost } from './components.js';
 import type { MachineDescription } from './proc-stats.js';
+import { placementDescription, type CpuPlacement, type CpuSet } from './cpu-placement.js';
 
 export interface BenchResults {
   readonly label: string;
@@ -24,6 +25,8 @@ export interface BenchResults {
   /** 4 KiB write + fdatasync on the scratch disk, at the start and at the end of the run. */
   readonly disk: { readonly start: DiskProbe; readonly end?: DiskProbe };
   readonly generator: { workers: number; connections: number; depth: number };
+  /** Where servers and load generator ran: the CPUs the bench could use, and what it pinned. */
+  readonly cpus?: CpuPlacement & { readonly available: CpuSet };
   readonly settings: Record<string, unknown>;
   readonly throughput?: ThroughputResult;
   readonly concurrency?: ConcurrencyResult;
@@ -185,10 +188,14 @@ export function markdownReport(r: BenchResults): string {
   out.push(`- kmipd: started by bin/kmipd-serve, allocator ${String(r.settings['malloc'] ?? 'system (before --malloc)')}`);
   if (typeof r.settings['keysAhead'] === 'boolean') out.push(`- kmipd: \`hsm.makeKeysAhead\` ${r.settings['keysAhead'] ? 'on' : 'off'}`);
   out.push(`- load generator: ${r.generator.workers} worker processes, ${r.generator.connections} connections, ${r.generator.depth} request(s) in flight per connection, on the same machine`);
+  // Reports from before --server-cpus have no `cpus`: nothing is said rather than guessed.
+  const placement = r.cpus ? placementDescription(r.cpus, r.cpus.available) : undefined;
+  if (placement) out.push(`- CPUs: ${placement.line}`);
   out.push('', '## Targets', '');
   if (r.targets.length === 0) out.push('None: no suite of this run measures one.');
   else out.push('| target | measured | met |', '|---|---|---|');
   for (const t of r.targets) out.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? 'not measured at full scale' : t.met ? 'yes' : '**no**'} |`);
+  if (r.targets.length > 0 && placement?.departs) out.push('', placement.departs);
 
   if (r.comparison) out.push(...comparisonSection(r.comparison));
   const t = r.throughput;

@@ -24,6 +24,7 @@ import { runThroughput } from './suites/throughput.js';
 import { BENCH_DIR, closeWorkers, REPO_ROOT } from './worker-group.js';
 import { killAllServers, type Malloc } from './targets.js';
 import { DEFAULT_WORKLOADS, parseWorkload } from './workloads.js';
+import { allowedCpus, checkPlacement, parseCpuList, pinThisProcess, type CpuPlacement } from './cpu-placement.js';
 
 const SUITES = ['throughput', 'concurrency', 'handshakes', 'idle', 'keyscale', 'components', 'profile', 'slowhsm', 'compare'] as const;
 type Suite = (typeof SUITES)[number];
@@ -81,6 +82,11 @@ other suites:
                            on); the slowhsm suite sets it itself (--slow-hsm-keys-ahead)
   --malloc jemalloc|system kmipd's allocator: jemalloc as bin/kmipd-serve starts it (default), or
                            glibc's malloc (KMIPD_MALLOC=system)
+
+where things run (taskset; the targets are set for 2 cores shared with the load generator, and
+the report says when a run's CPUs differ from that):
+  --server-cpus LIST       CPUs kmipd and PyKMIP run on, as taskset lists them (e.g. 0,1 or 0-1)
+  --generator-cpus LIST    CPUs the load generator (and the bench's own process) run on (e.g. 2-3)
   --label TEXT             what is measured (e.g. a commit); default: the checkout path
   --out DIR                results folder (bench/out/<time>)
   --keep                   keep the scratch data folders
@@ -120,6 +126,8 @@ async function main(): Promise<void> {
       'slow-hsm-keys-ahead': { type: 'string' },
       'keys-ahead': { type: 'string' },
       malloc: { type: 'string' },
+      'server-cpus': { type: 'string' },
+      'generator-cpus': { type: 'string' },
       'slow-hsm-workloads': { type: 'string' },
       'server-processes': { type: 'string' },
       compare: { type: 'string' },
@@ -180,6 +188,14 @@ async function main(): Promise<void> {
   const keysAhead = values['keys-ahead'] === undefined ? undefined : onOff('keys-ahead', values['keys-ahead']);
   const malloc = values.malloc ?? 'jemalloc';
   if (malloc !== 'jemalloc' && malloc !== 'system') throw new Error(`--malloc is jemalloc or system, not ${malloc}`);
+  const availableCpus = allowedCpus('self');
+  const placement: CpuPlacement = {
+    servers: values['server-cpus'] === undefined ? undefined : parseCpuList(values['server-cpus']),
+    generator: values['generator-cpus'] === undefined ? undefined : parseCpuList(values['generator-cpus']),
+  };
+  checkPlacement(placement, availableCpus);
+  // Before the first fork: the load generator's processes inherit the mask.
+  if (placement.generator) pinThisProcess(placement.generator);
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const outDir = values.out ?? join(BENCH_DIR, 'out', stamp);
@@ -192,6 +208,7 @@ async function main(): Promise<void> {
     serverProcesses,
     keysAhead,
     malloc: malloc satisfies Malloc,
+    serverCpus: placement.servers,
     log: (msg) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`),
   };
   const settings = {
@@ -237,6 +254,7 @@ async function main(): Promise<void> {
     loadAverage: { start: loadAverage() },
     disk: { start: probeFsync(workDir) },
     generator: { workers, connections, depth },
+    cpus: { available: availableCpus, ...placement },
     settings,
   };
   const save = (final: boolean) => {

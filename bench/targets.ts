@@ -11,6 +11,7 @@ import { BenchConnection, LOOPBACK, readClientMaterial, type ClientFiles, type E
 import { discoverVersionsRequest } from './requests.js';
 import type { MemoryAllocator } from '../src/server/memory-allocator.js';
 import { checkAnswer } from './response.js';
+import { expectCpus, onCpus, type CpuSet } from './cpu-placement.js';
 
 const run = promisify(execFile);
 export const SYSTEM_PYTHON = '/usr/bin/python3';
@@ -135,6 +136,8 @@ export interface KmipdLaunch {
    * reports another one stops the bench, so a result never claims one it was not measured with.
    */
   readonly malloc: Malloc;
+  /** The CPUs servers run on (`--server-cpus`); anywhere when undefined. */
+  readonly serverCpus?: CpuSet | undefined;
 }
 
 /**
@@ -158,7 +161,9 @@ export function nodeWith(workDir: string, args: readonly string[]): string {
 export async function startKmipd(launch: KmipdLaunch, dataDir: string, client: ClientFiles, opts: KmipdOptions = {}): Promise<ServerUnderTest> {
   const nodeArgs = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), ...(opts.nodeArgs ?? [])];
   // kmipd-serve execs $NODE, so proc.pid is the server's (its CPU and memory are read from /proc).
-  const proc = spawn('/bin/sh', [join(launch.root, 'bin/kmipd-serve'), '--data', dataDir, '--listen', `${LOOPBACK}:0`, ...(opts.serveArgs ?? [])], {
+  // taskset execs the shell, which execs node: the pid stays the server's.
+  const [command, args] = onCpus(launch.serverCpus, '/bin/sh', [join(launch.root, 'bin/kmipd-serve'), '--data', dataDir, '--listen', `${LOOPBACK}:0`, ...(opts.serveArgs ?? [])]);
+  const proc = spawn(command, args, {
     cwd: launch.root,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NODE: nodeWith(launch.workDir, nodeArgs), KMIPD_MALLOC: launch.malloc, ...opts.env },
@@ -196,6 +201,7 @@ export async function startKmipd(launch: KmipdLaunch, dataDir: string, client: C
       reject(new Error(`kmipd serve exited with ${code}:\n${logs.join('\n')}`));
     });
   });
+  if (launch.serverCpus) expectCpus('kmipd serve', proc.pid!, launch.serverCpus);
   const db = join(dataDir, 'kmipd.db');
   return {
     name: 'kmipd',
@@ -228,7 +234,7 @@ async function freeLoopbackPort(): Promise<number> {
  * PyKMIP's server with its SQLite backend in `dir`, using kmipd's dev PKI (server certificate
  * and CA) from `kmipdData`, so the same client certificate works against both servers.
  */
-export async function startPykmip(dir: string, kmipdData: string, client: ClientFiles): Promise<ServerUnderTest> {
+export async function startPykmip(dir: string, kmipdData: string, client: ClientFiles, cpus?: CpuSet): Promise<ServerUnderTest> {
   mkdirSync(join(dir, 'policies'), { recursive: true });
   const port = await freeLoopbackPort();
   const db = join(dir, 'pykmip.db');
@@ -252,7 +258,8 @@ export async function startPykmip(dir: string, kmipdData: string, client: Client
     ].join('\n'),
   );
   // Its own process group: the server starts helper processes (multiprocessing manager, policy monitor).
-  const proc = spawn(SYSTEM_PYTHON, [PYKMIP_SERVER, '-f', conf, '-l', join(dir, 'server.log')], {
+  const [command, args] = onCpus(cpus, SYSTEM_PYTHON, [PYKMIP_SERVER, '-f', conf, '-l', join(dir, 'server.log')]);
+  const proc = spawn(command, args, {
     cwd: dir,
     stdio: ['ignore', 'ignore', 'pipe'],
     detached: true,
@@ -279,6 +286,7 @@ export async function startPykmip(dir: string, kmipdData: string, client: Client
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+  if (cpus) expectCpus('pykmip-server', proc.pid!, cpus);
   return {
     name: 'pykmip',
     endpoint,

@@ -47,7 +47,7 @@ export async function runHandshakes(ctx: BenchContext, cfg: HandshakeConfig): Pr
     const pyDir = join(ctx.workDir, 'handshakes-pykmip');
     mkdirSync(pyDir, { recursive: true });
     // PyKMIP's TLS1.2 suite speaks TLS 1.2 only.
-    pykmip = await runAgainst(ctx, await startPykmip(pyDir, dir, client), ['TLSv1.2'], cfg, cfg.pykmip.durationMs);
+    pykmip = await runAgainst(ctx, await startPykmip(pyDir, dir, client, ctx.serverCpus), ['TLSv1.2'], cfg, cfg.pykmip.durationMs);
   }
   return { kmipd, pykmip };
 }

@@ -128,7 +128,7 @@ export async function runThroughput(ctx: BenchContext, cfg: ThroughputConfig): P
   else {
     const pyDir = join(ctx.workDir, 'throughput-pykmip');
     mkdirSync(pyDir, { recursive: true });
-    const py = await startPykmip(pyDir, dir, client);
+    const py = await startPykmip(pyDir, dir, client, ctx.serverCpus);
     pykmip = await runAgainst(
       ctx,
       py,
