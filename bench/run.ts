@@ -82,15 +82,15 @@ other suites:
                            on); the slowhsm suite sets it itself (--slow-hsm-keys-ahead)
   --malloc jemalloc|system kmipd's allocator: jemalloc as bin/kmipd-serve starts it (default), or
                            glibc's malloc (KMIPD_MALLOC=system)
+  --label TEXT             what is measured (e.g. a commit); default: the checkout path
+  --out DIR                results folder (bench/out/<time>)
+  --keep                   keep the scratch data folders
+  --max-minutes N          stop everything after this long (120)
 
 where things run (taskset; the targets are set for 2 cores shared with the load generator, and
 the report says when a run's CPUs differ from that):
   --server-cpus LIST       CPUs kmipd and PyKMIP run on, as taskset lists them (e.g. 0,1 or 0-1)
   --generator-cpus LIST    CPUs the load generator (and the bench's own process) run on (e.g. 2-3)
-  --label TEXT             what is measured (e.g. a commit); default: the checkout path
-  --out DIR                results folder (bench/out/<time>)
-  --keep                   keep the scratch data folders
-  --max-minutes N          stop everything after this long (120)
 `;
 
 async function main(): Promise<void> {
