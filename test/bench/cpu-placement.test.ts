@@ -1,12 +1,12 @@
 // --server-cpus / --generator-cpus: CPU lists, the read-back from /proc, and what the report says.
 import { describe, expect, it } from 'vitest';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { allowedCpus, checkPlacement, cpuList, onCpus, parseCpuList, placementDescription } from '../../bench/cpu-placement.js';
-import { benchRunBeforeAll, reportOf } from '../helpers/bench.js';
-import { ROOT, tempDir } from '../helpers/kmipd.js';
+import { benchRunBeforeAll, reportOf, runBench } from '../helpers/bench.js';
+import { tempDir } from '../helpers/kmipd.js';
 
 const run = promisify(execFile);
 
@@ -99,18 +99,10 @@ describe('a bench run pinned with taskset', () => {
     if (allowedCpus(process.pid).length > 1) expect(report).toContain('In this run kmipd had 1 CPU:');
   });
 
-  it('fails at once, before starting anything, for a CPU the machine does not have', () => {
-    let err: unknown;
-    try {
-      execFileSync(process.execPath, [join(ROOT, 'node_modules/vite-node/vite-node.mjs'), join(ROOT, 'bench/run.ts'), '--', '--server-cpus', '0,4095', '--out', join(bench.outDir, 'refused')], {
-        cwd: ROOT,
-        stdio: 'pipe',
-        timeout: 60_000,
-      });
-    } catch (e) {
-      err = e;
-    }
-    expect((err as { status?: number }).status).toBe(1);
-    expect(String((err as { stderr?: Buffer }).stderr)).toContain('--server-cpus 0,4095: CPU 4095 is not among');
+  it('fails at once, before starting anything, for a CPU the machine does not have', async () => {
+    await expect(runBench(['--server-cpus', '0,4095'], join(bench.outDir, 'refused'), 60_000)).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('--server-cpus 0,4095: CPU 4095 is not among'),
+    });
   });
 });

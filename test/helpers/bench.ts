@@ -9,8 +9,11 @@ import { markdownReport, type BenchResults } from '../../bench/report.js';
 
 const run = promisify(execFile);
 
-/** Runs the benchmark with `args`, its results written into `outDir`; resolves with its results.json. */
-async function runBench(args: readonly string[], outDir: string, timeoutMs: number): Promise<BenchResults> {
+/**
+ * Runs the benchmark with `args`, its results written into `outDir`; resolves with its results.json.
+ * A run that fails rejects with execFile's error (its exit `code` and `stderr`).
+ */
+export async function runBench(args: readonly string[], outDir: string, timeoutMs: number): Promise<BenchResults> {
   await run(process.execPath, [join(ROOT, 'node_modules/vite-node/vite-node.mjs'), join(ROOT, 'bench/run.ts'), '--', ...args, '--out', outDir], {
     cwd: ROOT,
     maxBuffer: 16 << 20,
